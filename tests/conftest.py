@@ -1,0 +1,8 @@
+"""Shared fixtures live in tests/fixtures/, one module per kind of real thing they start."""
+
+pytest_plugins = [
+    "tests.fixtures.program",
+    "tests.fixtures.octavia",
+    "tests.fixtures.moto",
+    "tests.fixtures.provider_host",
+]
