@@ -1,0 +1,10 @@
+"""hybrid-infra: load the typed stack config, build the platform, export what operators need."""
+
+import pulumi
+
+from components.config import load
+from components.platform import Platform
+
+platform = Platform("platform", load())
+for name, value in platform.exports.items():
+    pulumi.export(name, value)

@@ -1,0 +1,606 @@
+"""The typed stack configuration, validated whole before any resource exists.
+
+Every `hybrid-infra:*` key of a stack is parsed into frozen models. Problems are collected across
+all keys and raised together as one `ConfigError`, each line naming its key path
+(`hybrid-infra:loadBalancers[1].dns.weights.nlb: ...`), so one run of `pulumi preview` shows
+everything wrong with a stack file and registers nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Network
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from uuid import UUID
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+PROJECT = "hybrid-infra"
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")]
+ProdName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+KubeVersion = Annotated[str, Field(pattern=r"^1\.\d{2}$")]
+DnsName = Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
+
+
+class ConfigError(pulumi.RunError):
+    """A stack file is wrong; the message lists every problem with its key path."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = sorted(set(problems))
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"{len(self.problems)} problem(s) in the stack configuration; nothing was changed. "
+            f"Fix them in Pulumi.<stack>.yaml and run again:\n{lines}"
+        )
+
+
+class Model(BaseModel):
+    """Config models: immutable, camelCase in YAML, and typos are errors."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+# --- platform -------------------------------------------------------------------------------
+
+
+class AwsConfig(Model):
+    """The AWS side: the VPC that Direct Connect joins to the on-prem networks."""
+
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    vpc_cidrs: Annotated[tuple[IPv4Network, ...], Field(min_length=1)]
+    subnet_ids: Annotated[
+        tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...], Field(min_length=2)
+    ]
+
+
+class OnPremConfig(Model):
+    """The OpenStack side, and what of it Direct Connect makes reachable from the VPC."""
+
+    cloud: Annotated[str, Field(min_length=1)]
+    dx_cidrs: Annotated[tuple[IPv4Network, ...], Field(min_length=1)]
+    vip_network_cidr: IPv4Network
+    external_network_id: UUID | None = None
+
+
+# --- load balancers -------------------------------------------------------------------------
+
+
+class Member(Model):
+    address: IPv4Address
+    port: Port
+    weight: Annotated[int, Field(ge=0, le=256)] = 1
+    admin_state_up: bool = True
+
+
+class HealthMonitor(Model):
+    type: Literal["TCP", "HTTP", "HTTPS", "PING", "UDP-CONNECT"] = "TCP"
+    delay: Annotated[int, Field(ge=1, le=300)] = 10
+    timeout: Annotated[int, Field(ge=1, le=120)] = 5
+    max_retries: Annotated[int, Field(ge=1, le=10)] = 3
+    max_retries_down: Annotated[int, Field(ge=1, le=10)] = 3
+    url_path: Annotated[str, Field(pattern=r"^/")] | None = None
+    expected_codes: Annotated[str, Field(pattern=r"^\d{3}([-,]\d{3})*$")] | None = None
+
+    @model_validator(mode="after")
+    def _timeout_below_delay(self) -> HealthMonitor:
+        if self.timeout > self.delay:
+            raise ValueError("timeout must not exceed delay")
+        return self
+
+
+class Pool(Model):
+    protocol: Literal["TCP", "UDP", "PROXY", "PROXYV2", "HTTP", "HTTPS"] = "TCP"
+    algorithm: Literal["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP"] = "ROUND_ROBIN"
+    members: tuple[Member, ...] = ()
+    health_monitor: HealthMonitor | None = None
+
+
+class Listener(Model):
+    name: Name
+    protocol: Literal["TCP", "UDP", "HTTP", "HTTPS", "TERMINATED_HTTPS"]
+    port: Port
+    pool: Pool
+
+
+class CreateSpec(Model):
+    """An Octavia LB this program declares."""
+
+    vip_subnet_id: UUID
+    listeners: Annotated[tuple[Listener, ...], Field(min_length=1)]
+
+
+class AdoptSpec(Model):
+    """An Octavia LB that exists already; its listeners and pools are read at program time."""
+
+    loadbalancer_id: UUID
+
+
+class NlbOptions(Model):
+    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    deregistration_delay: Annotated[int, Field(ge=0, le=3600)] = 120
+    preserve_client_ip: bool = False
+    owns_target_groups: bool = False
+    max_deregister_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+
+class Weights(Model):
+    """Route53 weights; 90/10 keeps the NLB warm while Octavia carries the bulk."""
+
+    octavia: Annotated[int, Field(ge=0, le=255)] = 90
+    nlb: Annotated[int, Field(ge=0, le=255)] = 10
+
+    @model_validator(mode="after")
+    def _not_both_zero(self) -> Weights:
+        if self.octavia == 0 and self.nlb == 0:
+            raise ValueError("octavia and nlb weights must not both be 0; use drain instead")
+        return self
+
+
+class DnsHealthCheck(Model):
+    protocol: Literal["TCP", "HTTP", "HTTPS"] = "TCP"
+    port: Port
+    path: Annotated[str, Field(pattern=r"^/")] | None = None
+    interval: Literal[10, 30] = 30
+    failure_threshold: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class OctaviaAlarm(Model):
+    """A CloudWatch alarm that watches a private VIP from inside the VPC."""
+
+    name: Annotated[str, Field(min_length=1)]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")] | None = None
+
+
+class Dns(Model):
+    zone: DnsName
+    record: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
+    ttl: Annotated[int, Field(ge=10, le=86400)] = 60
+    weights: Weights = Weights()
+    drain: Literal["octavia", "nlb"] | None = None
+    health_check: DnsHealthCheck
+    octavia_vip: Literal["public", "private"] = "public"
+    octavia_address: IPv4Address | None = None
+    octavia_alarm: OctaviaAlarm | None = None
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.record}.{self.zone}"
+
+    @model_validator(mode="after")
+    def _private_vip_needs_alarm(self) -> Dns:
+        if self.octavia_vip == "private" and self.octavia_alarm is None:
+            raise ValueError(
+                "octaviaVip is private, so Route53's checkers cannot reach it: "
+                "set octaviaAlarm (a CloudWatch-alarm health check)"
+            )
+        return self
+
+
+class LoadBalancer(Model):
+    """One service: an Octavia LB, its NLB twin, the member sync and weighted DNS."""
+
+    name: Name
+    create: CreateSpec | None = None
+    adopt: AdoptSpec | None = None
+    nlb: NlbOptions = NlbOptions()
+    dns: Dns
+
+    @model_validator(mode="after")
+    def _create_xor_adopt(self) -> LoadBalancer:
+        if (self.create is None) == (self.adopt is None):
+            raise ValueError("give exactly one of create, adopt")
+        return self
+
+
+# --- clusters -------------------------------------------------------------------------------
+
+
+class OnPremCluster(Model):
+    """A Magnum cluster on the private cloud; `twin: eks` brings an EKS cluster with it."""
+
+    kind: Literal["onprem"]
+    kubernetes_version: KubeVersion
+    template_image: Annotated[str, Field(min_length=1)]
+    flavor: Annotated[str, Field(min_length=1)]
+    master_flavor: Annotated[str, Field(min_length=1)]
+    master_count: Literal[1, 3, 5] = 3
+    node_count: Annotated[int, Field(ge=1, le=500)] = 3
+    keypair: Annotated[str, Field(min_length=1)]
+    twin: Literal["eks"] | None = None
+    capacity: Annotated[int, Field(ge=0)] = 0
+    drained: bool = False
+
+
+class NodeGroup(Model):
+    name: Name
+    instance_types: Annotated[tuple[str, ...], Field(min_length=1)]
+    min_size: Annotated[int, Field(ge=0)] = 1
+    desired_size: Annotated[int, Field(ge=0)] = 2
+    max_size: Annotated[int, Field(ge=1)] = 4
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> NodeGroup:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("need minSize <= desiredSize <= maxSize")
+        return self
+
+
+class EksCluster(Model):
+    kind: Literal["eks"]
+    kubernetes_version: KubeVersion
+    node_groups: Annotated[tuple[NodeGroup, ...], Field(min_length=1)] = (
+        NodeGroup(name="default", instance_types=("m6i.large",)),
+    )
+    capacity: Annotated[int, Field(ge=0)] = 0
+    drained: bool = False
+
+
+class GkeNodePool(Model):
+    """The pool of the running version; a new version means a new pool, then drain the old."""
+
+    version: Annotated[str, Field(pattern=r"^1\.\d{2}(\.\d+(-gke\.\d+)?)?$")]
+    deploy_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,12}$")] | None = None
+    machine_type: Annotated[str, Field(min_length=1)] = "e2-standard-4"
+    node_count: Annotated[int, Field(ge=1, le=1000)] = 3
+    min_ready_nodes: Annotated[int, Field(ge=1)] | None = None
+    ready_timeout_seconds: Annotated[int, Field(ge=30, le=7200)] = 900
+    drain_timeout_seconds: Annotated[int, Field(ge=30, le=7200)] = 900
+
+    @model_validator(mode="after")
+    def _ready_within_count(self) -> GkeNodePool:
+        if self.min_ready_nodes is not None and self.min_ready_nodes > self.node_count:
+            raise ValueError("minReadyNodes must not exceed nodeCount")
+        return self
+
+
+class GkeBlueGreen(Model):
+    """GKE's native in-place blue-green upgrade settings."""
+
+    soak_duration_seconds: Annotated[int, Field(ge=0, le=604800)] = 3600
+    batch_percentage: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    batch_node_count: Annotated[int, Field(ge=1)] | None = None
+    batch_soak_duration_seconds: Annotated[int, Field(ge=0)] = 60
+
+
+class GkeCluster(Model):
+    kind: Literal["gke"]
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    location: Annotated[str, Field(min_length=1)]
+    kubernetes_version: KubeVersion
+    node_pool: GkeNodePool
+    upgrade: Literal["pool-per-version", "blue-green"] = "pool-per-version"
+    blue_green: GkeBlueGreen | None = None
+    capacity: Annotated[int, Field(ge=0)] = 0
+    drained: bool = False
+
+
+Cluster = OnPremCluster | EksCluster | GkeCluster
+CLUSTER_KINDS: dict[str, type[Model]] = {
+    "onprem": OnPremCluster,
+    "eks": EksCluster,
+    "gke": GkeCluster,
+}
+
+
+# --- prods and release ----------------------------------------------------------------------
+
+
+class Prod(Model):
+    """One identical production copy, placed on a cluster."""
+
+    cluster: Annotated[str, Field(min_length=1)]
+    test: bool = False
+    capacity: Annotated[int, Field(ge=1)] = 1000
+
+
+class Segment(Model):
+    """Users placed together; two Prods in different clusters make them redundant."""
+
+    name: Name
+    users: Annotated[int, Field(ge=0)]
+    prods: Annotated[tuple[ProdName, ...], Field(min_length=1, max_length=2)]
+
+
+class Release(Model):
+    version: Annotated[str, Field(min_length=1)]
+    previous_version: Annotated[str, Field(min_length=1)]
+    wave: Annotated[int, Field(ge=0)] = 0
+    verified: bool = False
+
+
+class Resources(Model):
+    cpu_request: str = "250m"
+    cpu_limit: str = "1"
+    memory_request: str = "256Mi"
+    memory_limit: str = "512Mi"
+
+
+class App(Model):
+    """What every Prod runs; only the image tag differs between waves."""
+
+    image: Annotated[str, Field(pattern=r"^[a-z0-9./_-]+(:\d+)?[a-z0-9./_-]*$")]
+    port: Port = 8080
+    health_path: Annotated[str, Field(pattern=r"^/")] = "/healthz"
+    min_replicas: Annotated[int, Field(ge=1)] = 2
+    max_replicas: Annotated[int, Field(ge=1)] = 10
+    cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70
+    max_surge: Annotated[str, Field(pattern=r"^\d+%?$")] = "25%"
+    resources: Resources = Resources()
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> App:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+# --- the whole stack ------------------------------------------------------------------------
+
+
+class StackConfig(Model):
+    aws: AwsConfig
+    on_prem: OnPremConfig
+    tags: Annotated[dict[str, str], Field(min_length=1)]
+    protect: bool = False
+    load_balancers: tuple[LoadBalancer, ...] = ()
+    clusters: dict[str, Cluster] = Field(default_factory=dict)
+    prods: dict[ProdName, Prod] = Field(default_factory=dict)
+    segments: tuple[Segment, ...] = ()
+    app: App | None = None
+    release: Release | None = None
+
+    def cluster_names(self) -> tuple[str, ...]:
+        """Every cluster the program builds: the configured ones plus their EKS twins."""
+        twins = [
+            twin_name(n)
+            for n, c in self.clusters.items()
+            if isinstance(c, OnPremCluster) and c.twin
+        ]
+        return (*self.clusters, *twins)
+
+
+def twin_name(cluster: str) -> str:
+    """The EKS twin of on-prem cluster `A` is `A-eks`: recognisable, and stable across runs."""
+    return f"{cluster}-eks"
+
+
+M = TypeVar("M", bound=Model)
+_FIELDS = {field.alias or name: field for name, field in StackConfig.model_fields.items()}
+_REQUIRED_TAGS = ("owner", "cost-center", "environment")
+
+
+def parse(raw: Mapping[str, Any]) -> StackConfig:
+    """Parse the stack's `hybrid-infra:*` values (keys without the namespace) or raise.
+
+    Each top-level key is validated on its own so that one broken key does not hide the
+    problems of the others; cross-references are checked once every key has parsed.
+    """
+    problems: list[str] = []
+    parsed: dict[str, Any] = {}
+    for key in sorted(set(raw) - set(_FIELDS)):
+        problems.append(f"{PROJECT}:{key}: unknown key{_did_you_mean(key, _FIELDS)}")
+    for key, field in _FIELDS.items():
+        if key not in raw:
+            if field.is_required():
+                problems.append(f"{PROJECT}:{key}: required key is missing")
+            continue
+        value = raw[key]
+        if key == "clusters":
+            parsed[key] = _parse_clusters(value, problems)
+        else:
+            parsed[key] = _validate(
+                _adapter_for(key), value, f"{PROJECT}:{key}", problems, _FIELDS[key].annotation
+            )
+    if problems:
+        raise ConfigError(problems)
+    config = StackConfig.model_validate(parsed)
+    problems.extend(_cross_check(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load() -> StackConfig:
+    """Read every `hybrid-infra:*` key the engine passed to this program, then `parse` it."""
+    raw: dict[str, Any] = {}
+    every_key = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    for full_key in every_key:
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        value = pulumi.runtime.get_config(full_key)
+        raw[key] = _decode(value)
+    return parse(raw)
+
+
+def _decode(value: Any) -> Any:
+    """Structured config arrives as JSON text; plain strings stay strings."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _adapter_for(key: str) -> Callable[[Any], Any]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(_FIELDS[key].annotation).validate_python
+
+
+def _validate(
+    validate: Callable[[Any], M], value: Any, path: str, problems: list[str], shape: Any
+) -> M | None:
+    try:
+        return validate(value)
+    except ValidationError as error:
+        problems.extend(_describe(error, path, shape))
+        return None
+
+
+def _parse_clusters(value: Any, problems: list[str]) -> dict[str, Cluster]:
+    """Clusters are keyed by name and tagged by `kind`; dispatch by hand for clean key paths."""
+    path = f"{PROJECT}:clusters"
+    if not isinstance(value, dict):
+        problems.append(f"{path}: must be a map of cluster name to cluster")
+        return {}
+    clusters: dict[str, Cluster] = {}
+    for name, body in value.items():
+        where = f"{path}.{name}"
+        kind = body.get("kind") if isinstance(body, dict) else None
+        model = CLUSTER_KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            kinds = ", ".join(CLUSTER_KINDS)
+            problems.append(f"{where}.kind: must be one of {kinds} (got {kind!r})")
+            continue
+        cluster = _validate(model.model_validate, body, where, problems, model)
+        if cluster is not None:
+            clusters[name] = cluster  # type: ignore[assignment]
+    return clusters
+
+
+def _describe(error: ValidationError, path: str, shape: Any) -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = item["loc"]
+        where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(str(loc[-1]), _keys_at(shape, loc[:-1]))
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def _keys_at(shape: Any, loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a model accepts at `loc` below `shape`, to suggest the one a typo meant."""
+    for part in loc:
+        shape = _unwrap(shape)
+        if get_origin(shape) is tuple:
+            shape = get_args(shape)[0]
+        elif get_origin(shape) is dict:
+            shape = get_args(shape)[1]
+        elif isinstance(shape, type) and issubclass(shape, BaseModel):
+            fields = {f.alias or n: f for n, f in shape.model_fields.items()}
+            if part not in fields:
+                return []
+            shape = fields[part].annotation
+        else:
+            return []
+    shape = _unwrap(shape)
+    if isinstance(shape, type) and issubclass(shape, BaseModel):
+        return [f.alias or n for n, f in shape.model_fields.items()]
+    return []
+
+
+def _unwrap(shape: Any) -> Any:
+    """Strip `Annotated[...]` and `X | None` down to the type that has the keys."""
+    while True:
+        if get_origin(shape) is Annotated:
+            shape = get_args(shape)[0]
+        elif get_origin(shape) in (Union, UnionType):
+            options = [a for a in get_args(shape) if a is not type(None)]
+            if len(options) != 1:
+                return shape
+            shape = options[0]
+        else:
+            return shape
+
+
+def _did_you_mean(key: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _duplicates(names: Iterable[str]) -> set[str]:
+    return {name for name, count in Counter(names).items() if count > 1}
+
+
+def _cross_check(config: StackConfig) -> list[str]:
+    """Rules that span keys: unique names, known references, reachable members."""
+    problems = []
+    lbs = f"{PROJECT}:loadBalancers"
+    for name in sorted(_duplicates(lb.name for lb in config.load_balancers)):
+        problems.append(f"{lbs}: duplicate name {name!r}")
+    for fqdn in sorted(_duplicates(lb.dns.fqdn for lb in config.load_balancers)):
+        problems.append(f"{lbs}: DNS name {fqdn!r} is used by more than one load balancer")
+    for i, lb in enumerate(config.load_balancers):
+        problems.extend(_check_lb(config, lb, f"{lbs}[{i}]"))
+
+    for name, cluster in config.clusters.items():
+        if (
+            isinstance(cluster, OnPremCluster)
+            and cluster.twin
+            and twin_name(name) in config.clusters
+        ):
+            problems.append(
+                f"{PROJECT}:clusters.{name}.twin: the twin would be named {twin_name(name)}, "
+                "which is already a configured cluster"
+            )
+    for name, prod in config.prods.items():
+        if prod.cluster not in config.cluster_names():
+            problems.append(
+                f"{PROJECT}:prods.{name}.cluster: unknown cluster {prod.cluster!r}"
+                f"{_did_you_mean(prod.cluster, config.cluster_names())}"
+            )
+    segs = f"{PROJECT}:segments"
+    for name in sorted(_duplicates(s.name for s in config.segments)):
+        problems.append(f"{segs}: duplicate name {name!r}")
+    for i, segment in enumerate(config.segments):
+        for j, prod_name in enumerate(segment.prods):
+            if prod_name not in config.prods:
+                problems.append(
+                    f"{segs}[{i}].prods[{j}]: unknown prod {prod_name!r}"
+                    f"{_did_you_mean(prod_name, config.prods)}"
+                )
+        known = [config.prods[p].cluster for p in segment.prods if p in config.prods]
+        if len(segment.prods) == 2 and len(known) == 2 and known[0] == known[1]:
+            problems.append(
+                f"{segs}[{i}].prods: a redundant segment needs Prods on two different clusters "
+                f"(both are on {known[0]!r})"
+            )
+    if config.prods and (config.app is None or config.release is None):
+        problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
+    for tag in _REQUIRED_TAGS:
+        if tag not in config.tags:
+            problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
+    return problems
+
+
+def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
+    problems = []
+    if lb.create is not None:
+        listeners = lb.create.listeners
+        for name in sorted(_duplicates(li.name for li in listeners)):
+            problems.append(f"{path}.create.listeners: duplicate name {name!r}")
+        for (protocol, port), count in Counter((_l4(li), li.port) for li in listeners).items():
+            if count > 1:
+                problems.append(
+                    f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
+                )
+        for i, listener in enumerate(listeners):
+            for j, member in enumerate(listener.pool.members):
+                if not any(member.address in cidr for cidr in config.on_prem.dx_cidrs):
+                    problems.append(
+                        f"{path}.create.listeners[{i}].pool.members[{j}].address: {member.address} "
+                        "is outside onPrem.dxCidrs, so the NLB cannot reach it over Direct Connect"
+                    )
+    return problems
+
+
+def _l4(listener: Listener) -> str:
+    """The transport a listener occupies; HTTP-family listeners all sit on TCP."""
+    return "UDP" if listener.protocol == "UDP" else "TCP"

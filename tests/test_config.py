@@ -1,0 +1,268 @@
+"""Stack config: the real stack files load; every kind of mistake names its key path and
+registers nothing."""
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, parse
+from tools.synth import ProgramFailed, stack_config, synthesize
+
+NS = "hybrid-infra:"
+
+
+def prod_raw() -> dict[str, Any]:
+    config, _ = stack_config("prod")
+    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
+
+
+def run_with(raw: dict[str, Any]) -> ProgramFailed:
+    config, secret_keys = stack_config("prod")
+    config = {k: v for k, v in config.items() if not k.startswith(NS)}
+    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
+    with pytest.raises(ProgramFailed) as failed:
+        synthesize("prod", config=config, secret_keys=secret_keys)
+    return failed.value
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_file_runs_under_mocks(stack, synth):
+    result = synth(stack)
+    assert result.outputs["environment"] == stack
+    assert any(r.type == "pulumi:providers:aws" for r in result.resources)
+
+
+def test_prod_is_protected_and_dev_is_not():
+    config, _ = stack_config("prod")
+    assert config["hybrid-infra:protect"] == "true"
+    assert parse(prod_raw()).protect is True
+    dev, _ = stack_config("dev")
+    assert "hybrid-infra:protect" not in dev
+
+
+def test_secure_values_are_secret_placeholders():
+    config, secret_keys = stack_config("prod")
+    assert "openstack:password" in secret_keys
+    assert config["openstack:password"] == "[secret]"
+
+
+def test_prod_has_the_seed_layout():
+    config = parse(prod_raw())
+    assert set(config.cluster_names()) == {"A", "B", "C", "G", "A-eks"}
+    assert set(config.prods) == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
+    redundant = [s for s in config.segments if len(s.prods) == 2]
+    assert [s.prods for s in redundant] == [("A-2", "B-1")]
+    assert {lb.name for lb in config.load_balancers} == {"shop", "api", "game-gw"}
+    assert any(lb.adopt for lb in config.load_balancers)
+
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    """Mutation that sets a dotted/indexed path (`loadBalancers.1.dns.weights.nlb`)."""
+
+    def apply(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = raw
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return apply
+
+
+def _delete(path: str) -> Mutation:
+    def apply(raw: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = raw
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        del node[last]
+
+    return apply
+
+
+def _append_copy(path: str) -> Mutation:
+    def apply(raw: dict[str, Any]) -> None:
+        node: Any = raw
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node.append(copy.deepcopy(node[0]))
+
+    return apply
+
+
+BAD = {
+    "weight-out-of-range": (
+        _set("loadBalancers.1.dns.weights.nlb", 300),
+        "hybrid-infra:loadBalancers[1].dns.weights.nlb: Input should be less than or equal to 255",
+    ),
+    "weights-both-zero": (
+        _set("loadBalancers.0.dns.weights", {"octavia": 0, "nlb": 0}),
+        "hybrid-infra:loadBalancers[0].dns.weights: Value error, octavia and nlb weights must not",
+    ),
+    "weight-wrong-type": (
+        _set("loadBalancers.0.dns.weights", {"octavia": "lots"}),
+        "hybrid-infra:loadBalancers[0].dns.weights.octavia: Input should be a valid integer",
+    ),
+    "typo-in-nested-key": (
+        _set("loadBalancers.0.dns.weight", {"octavia": 50}),
+        "hybrid-infra:loadBalancers[0].dns.weight: unknown key (did you mean 'weights'?)",
+    ),
+    "typo-in-top-level-key": (
+        _set("loadBalancer", []),
+        "hybrid-infra:loadBalancer: unknown key (did you mean 'loadBalancers'?)",
+    ),
+    "missing-required-top-level": (
+        _delete("aws"),
+        "hybrid-infra:aws: required key is missing",
+    ),
+    "missing-required-nested": (
+        _delete("loadBalancers.0.dns.zone"),
+        "hybrid-infra:loadBalancers[0].dns.zone: required key is missing",
+    ),
+    "bad-vpc-cidr": (
+        _set("aws.vpcCidrs", ["10.10.0.0/33"]),
+        "hybrid-infra:aws.vpcCidrs[0]: Input is not a valid IPv4 network",
+    ),
+    "cidr-with-host-bits": (
+        _set("onPrem.dxCidrs", ["172.16.0.1/14"]),
+        "hybrid-infra:onPrem.dxCidrs[0]: Input is not a valid IPv4 network",
+    ),
+    "bad-member-ip": (
+        _set("loadBalancers.0.create.listeners.0.pool.members.0.address", "172.17.10.300"),
+        "hybrid-infra:loadBalancers[0].create.listeners[0].pool.members[0].address: Input is not",
+    ),
+    "member-outside-dx": (
+        _set("loadBalancers.0.create.listeners.0.pool.members.0.address", "192.168.1.5"),
+        "hybrid-infra:loadBalancers[0].create.listeners[0].pool.members[0].address: 192.168.1.5 "
+        "is outside onPrem.dxCidrs",
+    ),
+    "port-out-of-range": (
+        _set("loadBalancers.0.create.listeners.0.port", 70000),
+        "hybrid-infra:loadBalancers[0].create.listeners[0].port: Input should be less than",
+    ),
+    "listener-port-clash": (
+        _append_copy("loadBalancers.0.create.listeners"),
+        "hybrid-infra:loadBalancers[0].create.listeners: port clash, 2 listeners on TCP 443",
+    ),
+    "duplicate-lb-name": (
+        _set("loadBalancers.1.name", "shop"),
+        "hybrid-infra:loadBalancers: duplicate name 'shop'",
+    ),
+    "adopt-and-create": (
+        _set("loadBalancers.2.create", {"vipSubnetId": "9b2c1d7e-3f4a-4b5c-8d6e-7f8091a2b3c4"}),
+        "hybrid-infra:loadBalancers[2].create.listeners: required key is missing",
+    ),
+    "neither-adopt-nor-create": (
+        _delete("loadBalancers.2.adopt"),
+        "hybrid-infra:loadBalancers[2]: Value error, give exactly one of create, adopt",
+    ),
+    "bad-adopt-uuid": (
+        _set("loadBalancers.2.adopt.loadbalancerId", "not-a-uuid"),
+        "hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Input should be a valid UUID",
+    ),
+    "private-vip-without-alarm": (
+        _delete("loadBalancers.2.dns.octaviaAlarm"),
+        "hybrid-infra:loadBalancers[2].dns: Value error, octaviaVip is private",
+    ),
+    "fraction-above-one": (
+        _set("loadBalancers.2.nlb.maxDeregisterFraction", 1.5),
+        "hybrid-infra:loadBalancers[2].nlb.maxDeregisterFraction: Input should be less than",
+    ),
+    "unknown-cluster-kind": (
+        _set("clusters.B.kind", "openshift"),
+        "hybrid-infra:clusters.B.kind: must be one of onprem, eks, gke (got 'openshift')",
+    ),
+    "bad-kubernetes-version": (
+        _set("clusters.C.kubernetesVersion", "v1.30"),
+        "hybrid-infra:clusters.C.kubernetesVersion: String should match pattern",
+    ),
+    "node-group-sizes": (
+        _set("clusters.B.nodeGroups.0.minSize", 20),
+        "hybrid-infra:clusters.B.nodeGroups[0]: Value error, need minSize <= desiredSize",
+    ),
+    "prod-on-unknown-cluster": (
+        _set("prods.C-1.cluster", "D"),
+        "hybrid-infra:prods.C-1.cluster: unknown cluster 'D'",
+    ),
+    "segment-on-unknown-prod": (
+        _set("segments.1.prods", ["C-9"]),
+        "hybrid-infra:segments[1].prods[0]: unknown prod 'C-9'",
+    ),
+    "redundant-segment-on-one-cluster": (
+        _set("segments.2.prods", ["A-1", "A-2"]),
+        "hybrid-infra:segments[2].prods: a redundant segment needs Prods on two different clusters",
+    ),
+    "duplicate-segment": (
+        _set("segments.1.name", "staff"),
+        "hybrid-infra:segments: duplicate name 'staff'",
+    ),
+    "negative-wave": (
+        _set("release.wave", -1),
+        "hybrid-infra:release.wave: Input should be greater than or equal to 0",
+    ),
+    "missing-required-tag": (
+        _delete("tags.cost-center"),
+        "hybrid-infra:tags.cost-center: required tag is missing",
+    ),
+    "list-instead-of-map": (
+        _set("clusters", ["A", "B"]),
+        "hybrid-infra:clusters: must be a map of cluster name to cluster",
+    ),
+    "bad-subnet-id": (
+        _set("aws.subnetIds", ["subnet-1"]),
+        "hybrid-infra:aws.subnetIds[0]: String should match pattern",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_names_key_path_and_registers_nothing(case):
+    mutate, expected = BAD[case]
+    raw = prod_raw()
+    mutate(raw)
+    failed = run_with(raw)
+    assert isinstance(failed.cause, ConfigError)
+    assert any(p.startswith(expected) for p in failed.cause.problems), failed.cause.problems
+    assert failed.registered == ()
+
+
+def test_every_problem_is_reported_at_once():
+    raw = prod_raw()
+    _set("loadBalancers.1.dns.weights.nlb", 300)(raw)
+    _set("clusters.B.kind", "openshift")(raw)
+    _set("prods.C-1.capacity", 0)(raw)
+    _set("aws.vpcId", "vpc-nope")(raw)
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    paths = [p.split(": ")[0] for p in error.value.problems]
+    assert paths == sorted(
+        [
+            "hybrid-infra:aws.vpcId",
+            "hybrid-infra:clusters.B.kind",
+            "hybrid-infra:loadBalancers[1].dns.weights.nlb",
+            "hybrid-infra:prods.C-1.capacity",
+        ]
+    )
+    assert "nothing was changed" in str(error.value)
+
+
+def test_twin_name_cannot_shadow_a_configured_cluster():
+    raw = prod_raw()
+    raw["clusters"]["A-eks"] = copy.deepcopy(raw["clusters"]["B"])
+    with pytest.raises(ConfigError, match=r"clusters\.A\.twin: the twin would be named A-eks"):
+        parse(raw)
+
+
+def test_tcp_and_udp_on_one_port_is_not_a_clash():
+    config = parse(prod_raw())
+    shop = config.load_balancers[0]
+    assert {(li.protocol, li.port) for li in shop.create.listeners} == {("TCP", 443), ("UDP", 443)}

@@ -1,0 +1,217 @@
+"""Run the real program under Pulumi's mocks and record the desired state it declares.
+
+This is how tests (and reviewers without cloud credentials) see what a stack file makes: the
+real `__main__.py` runs with the stack's real config, and the engine is replaced by a mock
+monitor that records every registration (type, name, parent, options, inputs).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "hybrid-infra"
+SECRET_PLACEHOLDER = "[secret]"
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """One resource as the program declared it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str | None
+    inputs: Mapping[str, Any]
+    custom: bool
+    protect: bool
+    dependencies: tuple[str, ...]
+    provider: str | None
+    delete_before_replace: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Synthesis:
+    """Everything one run of the program declared."""
+
+    stack: str
+    resources: tuple[Registered, ...]
+    outputs: Mapping[str, Any]
+    logs: tuple[str, ...] = ()
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Registered:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def children(self, parent: Registered) -> list[Registered]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+class ProgramFailed(Exception):
+    """The program raised; `registered` is what it had declared by then."""
+
+    def __init__(self, cause: BaseException, registered: tuple[Registered, ...]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.registered = registered
+
+
+def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
+    """Read `Pulumi.<stack>.yaml` into the engine's config form: wire strings, secret keys.
+
+    Secure values cannot be decrypted without the stack's key; they become a placeholder that
+    is marked secret, which is all the program may rely on at plan time anyway.
+    """
+    path = root / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full_key] = SECRET_PLACEHOLDER
+            secret_keys.append(full_key)
+        elif isinstance(value, str):
+            config[full_key] = value
+        else:
+            config[full_key] = json.dumps(value)
+    return config, secret_keys
+
+
+class _Recorder(mocks.MockMonitor):
+    """The mock engine, plus a record of each RegisterResource request's options."""
+
+    def __init__(self, mock: mocks.Mocks) -> None:
+        super().__init__(mock)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(
+                Registered(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    parent=request.parent or None,
+                    inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    custom=bool(request.custom),
+                    protect=bool(request.protect),
+                    dependencies=tuple(request.dependencies),
+                    provider=request.provider or None,
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                )
+            )
+        return response
+
+
+class _Mocks(mocks.Mocks):
+    """Plausible outputs for the resources and invokes the program uses."""
+
+    def __init__(self, invokes: Mapping[str, Callable[[Mapping[str, Any]], dict]]) -> None:
+        self.invokes = invokes
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        name = args.name
+        state.setdefault("id", f"{name}-id")
+        state.setdefault("arn", f"arn:aws:mock:::{args.typ.split(':')[-1].lower()}/{name}")
+        return f"{name}-id", state
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        handler = self.invokes.get(args.token)
+        return (handler(args.args) if handler else {}), None
+
+
+def synthesize(
+    stack: str,
+    *,
+    root: Path = ROOT,
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    invokes: Mapping[str, Callable[[Mapping[str, Any]], dict]] | None = None,
+    preview: bool = True,
+) -> Synthesis:
+    """Run `__main__.py` of `root` for `stack` under mocks and return what it declared.
+
+    Each call runs in a fresh context, so runs do not see each other's root stack or config.
+    `config` overrides the stack file (tests use it to feed broken configuration).
+    """
+    if config is None:
+        config, secret_keys = stack_config(stack, root)
+    return contextvars.Context().run(
+        _synthesize, stack, root, dict(config), list(secret_keys or []), invokes or {}, preview
+    )
+
+
+def _synthesize(
+    stack: str,
+    root: Path,
+    config: dict[str, str],
+    secret_keys: list[str],
+    invokes: Mapping[str, Callable[[Mapping[str, Any]], dict]],
+    preview: bool,
+) -> Synthesis:
+    recorder = _Recorder(_Mocks(invokes))
+    logs: list[str] = []
+    logger = logging.getLogger(f"{PROJECT}.synth.{stack}")
+    logger.propagate = False
+    logger.handlers = [_ListHandler(logs)]
+    logger.setLevel(logging.DEBUG)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    mocks.set_mocks(
+        recorder.mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        monitor=recorder,
+        logger=logger,
+    )
+    program = str(root / "__main__.py")
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+    except Exception as error:
+        raise ProgramFailed(error, tuple(recorder.registered)) from error
+    outputs = _resolve(pulumi.runtime.get_root_resource().outputs)  # type: ignore[union-attr]
+    return Synthesis(stack, tuple(recorder.registered), outputs, tuple(logs))
+
+
+def _resolve(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for name, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        plain = _sync_await(output.future())
+        resolved[name] = SECRET_PLACEHOLDER if _sync_await(output.is_secret()) else plain
+    return resolved
+
+
+class _ListHandler(logging.Handler):
+    """Collects what the program logs through `pulumi.log` under mocks."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+__all__ = ["ProgramFailed", "Registered", "Synthesis", "stack_config", "synthesize"]
