@@ -206,7 +206,7 @@ class LoadBalancer(Model):
 # --- clusters -------------------------------------------------------------------------------
 
 
-class OnPremCluster(Model):
+class OnPremClusterSpec(Model):
     """A Magnum cluster on the private cloud; `twin: eks` brings an EKS cluster with it."""
 
     kind: Literal["onprem"]
@@ -236,7 +236,7 @@ class NodeGroup(Model):
         return self
 
 
-class EksCluster(Model):
+class EksClusterSpec(Model):
     kind: Literal["eks"]
     kubernetes_version: KubeVersion
     node_groups: Annotated[tuple[NodeGroup, ...], Field(min_length=1)] = (
@@ -273,7 +273,7 @@ class GkeBlueGreen(Model):
     batch_soak_duration_seconds: Annotated[int, Field(ge=0)] = 60
 
 
-class GkeCluster(Model):
+class GkeClusterSpec(Model):
     kind: Literal["gke"]
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
     location: Annotated[str, Field(min_length=1)]
@@ -285,11 +285,11 @@ class GkeCluster(Model):
     drained: bool = False
 
 
-Cluster = OnPremCluster | EksCluster | GkeCluster
+Cluster = OnPremClusterSpec | EksClusterSpec | GkeClusterSpec
 CLUSTER_KINDS: dict[str, type[Model]] = {
-    "onprem": OnPremCluster,
-    "eks": EksCluster,
-    "gke": GkeCluster,
+    "onprem": OnPremClusterSpec,
+    "eks": EksClusterSpec,
+    "gke": GkeClusterSpec,
 }
 
 
@@ -365,7 +365,7 @@ class StackConfig(Model):
         twins = [
             twin_name(n)
             for n, c in self.clusters.items()
-            if isinstance(c, OnPremCluster) and c.twin
+            if isinstance(c, OnPremClusterSpec) and c.twin
         ]
         return (*self.clusters, *twins)
 
@@ -542,7 +542,7 @@ def _cross_check(config: StackConfig) -> list[str]:
 
     for name, cluster in config.clusters.items():
         if (
-            isinstance(cluster, OnPremCluster)
+            isinstance(cluster, OnPremClusterSpec)
             and cluster.twin
             and twin_name(name) in config.clusters
         ):
