@@ -1,0 +1,81 @@
+"""Reads and writes of NLB target groups through boto3; nothing else.
+
+Throttling is botocore's job: the client uses adaptive retry mode, which retries throttled
+calls with backoff and rate-limits itself client-side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from ipaddress import IPv4Network
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from providers.octavia_nlb_sync.planner import chunks, needs_zone_all, split_target, target_key
+
+RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 10})
+
+
+class ElbUnavailable(Exception):
+    """The NLB side could not be read or written."""
+
+
+def client(region: str | None = None) -> Any:
+    """The boto3 default chain (`AWS_*`, including `AWS_ENDPOINT_URL`), with adaptive retries."""
+    return boto3.session.Session(region_name=region or None).client("elbv2", config=RETRIES)
+
+
+def is_target_group_not_found(error: BaseException) -> bool:
+    """A target group that is gone has nothing left to deregister: cleanup stays idempotent."""
+    return (
+        isinstance(error, ClientError)
+        and error.response.get("Error", {}).get("Code") == "TargetGroupNotFound"
+    )
+
+
+def list_targets(elbv2: Any, target_group_arn: str) -> frozenset[str]:
+    """The group's targets as `ip:port`, minus the draining ones (already on their way out)."""
+    try:
+        described = elbv2.describe_target_health(TargetGroupArn=target_group_arn)
+    except (ClientError, BotoCoreError) as error:
+        raise ElbUnavailable(
+            f"reading targets of {target_group_arn} failed: {error}. Nothing was changed."
+        ) from error
+    return frozenset(
+        target_key(d["Target"]["Id"], int(d["Target"]["Port"]))
+        for d in described["TargetHealthDescriptions"]
+        if d.get("TargetHealth", {}).get("State") != "draining"
+    )
+
+
+def deregister(
+    elbv2: Any, target_group_arn: str, targets: Sequence[str], vpc_cidrs: Iterable[IPv4Network]
+) -> int:
+    """Targets are described as they were registered (zone `all` for on-prem IPs)."""
+    cidrs = tuple(vpc_cidrs)
+    for chunk in chunks(targets):
+        elbv2.deregister_targets(TargetGroupArn=target_group_arn, Targets=_described(chunk, cidrs))
+    return len(targets)
+
+
+def register(
+    elbv2: Any, target_group_arn: str, targets: Sequence[str], vpc_cidrs: Iterable[IPv4Network]
+) -> int:
+    cidrs = tuple(vpc_cidrs)
+    for chunk in chunks(targets):
+        elbv2.register_targets(TargetGroupArn=target_group_arn, Targets=_described(chunk, cidrs))
+    return len(targets)
+
+
+def _described(targets: Iterable[str], vpc_cidrs: tuple[IPv4Network, ...]) -> list[dict[str, Any]]:
+    described = []
+    for key in targets:
+        address, port = split_target(key)
+        target: dict[str, Any] = {"Id": address, "Port": port}
+        if vpc_cidrs and needs_zone_all(address, vpc_cidrs):
+            target["AvailabilityZone"] = "all"
+        described.append(target)
+    return described

@@ -1,0 +1,171 @@
+"""Reads from the Octavia v2 API through openstacksdk; nothing else.
+
+Both the sync (pool members) and the adopt mode of the hybrid load balancer (listeners, pools,
+health monitors) read Octavia through here, so both see it the same way. Every failure becomes
+`OctaviaUnavailable`, whose message says the NLB was left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import openstack
+import openstack.connection
+from keystoneauth1 import exceptions as ksa_exceptions
+from openstack import exceptions as sdk_exceptions
+
+from providers.octavia_nlb_sync.planner import Member
+
+API_TIMEOUT_SECONDS = 30
+T = TypeVar("T")
+
+
+class OctaviaUnavailable(Exception):
+    """Octavia could not be read; the sync stopped before any write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    type: str
+    delay: int
+    timeout: int
+    max_retries: int
+    max_retries_down: int
+    url_path: str | None
+    expected_codes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    id: str
+    protocol: str
+    lb_algorithm: str
+    monitor: Monitor | None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    id: str
+    name: str
+    protocol: str
+    protocol_port: int
+    default_pool_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadBalancer:
+    """What the NLB twin mirrors of an Octavia LB."""
+
+    id: str
+    name: str
+    vip_address: str
+    provisioning_status: str
+    listeners: tuple[Listener, ...]
+    pools: tuple[Pool, ...]
+
+
+def connect(cloud: str | None = None) -> openstack.connection.Connection:
+    """clouds.yaml entry `cloud`, or the `OS_*` environment when no cloud is named."""
+    with _octavia_errors("connecting to OpenStack"):
+        if cloud:
+            return openstack.connect(cloud=cloud, api_timeout=API_TIMEOUT_SECONDS)
+        return openstack.connect(api_timeout=API_TIMEOUT_SECONDS)
+
+
+def read_members(conn: openstack.connection.Connection, pool_id: str) -> list[Member]:
+    with _octavia_errors(f"listing the members of pool {pool_id}"):
+        return [
+            Member(
+                address=m.address,
+                protocol_port=int(m.protocol_port),
+                weight=int(m.weight if m.weight is not None else 1),
+                admin_state_up=bool(m.is_admin_state_up),
+            )
+            for m in conn.load_balancer.members(pool_id)
+        ]
+
+
+def read_pool_ids(conn: openstack.connection.Connection, loadbalancer_id: str) -> frozenset[str]:
+    """The pools of a load balancer; one read, and it proves the LB exists."""
+    with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
+        lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
+        return frozenset(p["id"] for p in lb.pools or ())
+
+
+def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: str) -> LoadBalancer:
+    """The LB with its listeners, pools and monitors: the seed's build flow reads this."""
+    with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
+        lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
+        listeners = tuple(
+            Listener(
+                id=li.id,
+                name=li.name or li.id,
+                protocol=li.protocol,
+                protocol_port=int(li.protocol_port),
+                default_pool_id=li.default_pool_id,
+            )
+            for li in conn.load_balancer.listeners(loadbalancer_id=loadbalancer_id)
+        )
+        pools = tuple(
+            Pool(
+                id=p.id,
+                protocol=p.protocol,
+                lb_algorithm=p.lb_algorithm,
+                monitor=_monitor(conn, p.health_monitor_id),
+            )
+            for p in conn.load_balancer.pools(loadbalancer_id=loadbalancer_id)
+        )
+        return LoadBalancer(
+            id=lb.id,
+            name=lb.name or lb.id,
+            vip_address=lb.vip_address,
+            provisioning_status=lb.provisioning_status,
+            listeners=tuple(sorted(listeners, key=lambda li: (li.protocol_port, li.protocol))),
+            pools=pools,
+        )
+
+
+def _monitor(conn: openstack.connection.Connection, monitor_id: str | None) -> Monitor | None:
+    if not monitor_id:
+        return None
+    hm = conn.load_balancer.get_health_monitor(monitor_id)
+    return Monitor(
+        type=hm.type,
+        delay=int(hm.delay),
+        timeout=int(hm.timeout),
+        max_retries=int(hm.max_retries),
+        max_retries_down=int(hm.max_retries_down or hm.max_retries),
+        url_path=hm.url_path,
+        expected_codes=hm.expected_codes,
+    )
+
+
+@contextmanager
+def _octavia_errors(doing: str) -> Iterator[None]:
+    """One place that decides what counts as 'Octavia could not be read'."""
+    try:
+        yield
+    except sdk_exceptions.ResourceNotFound as error:
+        raise OctaviaUnavailable(
+            f"Octavia: not found while {doing} ({_reason(error)}). Check the load balancer and "
+            "pool IDs in the stack config; the NLB was not touched."
+        ) from error
+    except (sdk_exceptions.SDKException, ksa_exceptions.ClientException, OSError) as error:
+        raise OctaviaUnavailable(
+            f"Octavia API failed while {doing}: {_reason(error)}. The NLB was not touched; "
+            "check the OpenStack endpoint and credentials (clouds.yaml / OS_*) and run again."
+        ) from error
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+def call(fn: Callable[..., T], *args: Any, doing: str) -> T:
+    """Run one more openstacksdk call under the same error rules."""
+    with _octavia_errors(doing):
+        return fn(*args)

@@ -1,0 +1,320 @@
+"""The dynamic provider that keeps NLB target groups equal to Octavia pools on every `up`.
+
+Each method reads everything first, plans in the pure planner, and only then writes; a failed or
+suspicious read therefore stops the sync before the first write. `diff` runs on every preview,
+so reading the live APIs there is what makes member drift visible before `up`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.runtime import rpc
+
+from providers.octavia_nlb_sync import elbv2, octavia
+from providers.octavia_nlb_sync.planner import (
+    GroupPlan,
+    desired_targets,
+    plan_group,
+    plan_release,
+    target_group_label,
+)
+
+PROVIDER_VERSION = "1"
+DEFAULTS: dict[str, Any] = {
+    "owns_target_groups": False,
+    "max_deregister_fraction": 0.5,
+    "os_cloud": None,
+    "aws_region": None,
+}
+INPUTS = ("loadbalancer_id", "bindings", "vpc_cidrs", "provider_version", *DEFAULTS)
+UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
+TARGET_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    pool_id: str
+    target_group_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSpec:
+    """The resource's inputs, typed."""
+
+    loadbalancer_id: str
+    bindings: tuple[Binding, ...]
+    vpc_cidrs: tuple[IPv4Network, ...]
+    owns_target_groups: bool
+    max_deregister_fraction: float
+    os_cloud: str | None
+    aws_region: str | None
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> SyncSpec:
+        values = {**DEFAULTS, **{k: v for k, v in props.items() if v is not None}}
+        return cls(
+            loadbalancer_id=str(values["loadbalancer_id"]),
+            bindings=tuple(
+                Binding(str(b["pool_id"]), str(b["target_group_arn"])) for b in values["bindings"]
+            ),
+            vpc_cidrs=tuple(IPv4Network(c) for c in values["vpc_cidrs"]),
+            owns_target_groups=bool(values["owns_target_groups"]),
+            max_deregister_fraction=float(values["max_deregister_fraction"]),
+            os_cloud=values["os_cloud"] or None,
+            aws_region=values["aws_region"] or None,
+        )
+
+
+class OctaviaNlbSyncProvider(ResourceProvider):
+    """Registers Octavia pool members as NLB targets; never removes what it did not add."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {**DEFAULTS, **{k: v for k, v in news.items() if v is not None}}
+        return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [
+            k for k in INPUTS if olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))
+        ]
+        if _has_unknowns(news):
+            return DiffResult(changes=True, replaces=[], delete_before_replace=False)
+        spec = SyncSpec.from_props(news)
+        plans = _plan(spec, _owned(olds), elbv2.client(spec.aws_region))
+        for plan in plans:
+            pulumi.log.info(
+                f"{plan.summary()} targets to sync (octavia lb {news['loadbalancer_id']})"
+            )
+        drift = any(not p.is_noop for p in plans)
+        return DiffResult(changes=bool(changed) or drift, replaces=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = SyncSpec.from_props(props)
+        outs = _sync(spec, props, owned={})
+        return CreateResult(f"octavia-nlb-sync-{spec.loadbalancer_id}", outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(_sync(SyncSpec.from_props(news), news, owned=_owned(olds)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Refresh: the owned targets that are still registered."""
+        spec = SyncSpec.from_props(props)
+        client = elbv2.client(spec.aws_region)
+        targets = {}
+        for arn, owned in _owned(props).items():
+            live = _live_or_empty(client, arn)
+            targets[arn] = sorted(owned & live)
+        return ReadResult(id_, {**props, "targets": targets})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """Deregister the targets this resource registered; leave everything else."""
+        spec = SyncSpec.from_props(props)
+        client = elbv2.client(spec.aws_region)
+        for arn, owned in _owned(props).items():
+            plan = plan_release(arn, _live_or_empty(client, arn), owned)
+            elbv2.deregister(client, arn, plan.deregister, spec.vpc_cidrs)
+            pulumi.log.info(f"{plan.summary()} targets released")
+
+
+class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="OctaviaNlbSync"):
+    """Keeps the NLB target groups of one Octavia LB equal to its pools' serving members."""
+
+    targets: pulumi.Output[dict[str, list[str]]]
+    last_sync: pulumi.Output[dict[str, int]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        loadbalancer_id: pulumi.Input[str],
+        bindings: pulumi.Input[list[pulumi.Input[dict[str, pulumi.Input[str]]]]],
+        vpc_cidrs: pulumi.Input[list[str]],
+        owns_target_groups: bool = False,
+        max_deregister_fraction: float = 0.5,
+        os_cloud: str | None = None,
+        aws_region: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "loadbalancer_id": loadbalancer_id,
+            "bindings": bindings,
+            "vpc_cidrs": vpc_cidrs,
+            "owns_target_groups": owns_target_groups,
+            "max_deregister_fraction": max_deregister_fraction,
+            "os_cloud": os_cloud,
+            "aws_region": aws_region,
+            "provider_version": PROVIDER_VERSION,
+            "targets": None,
+            "last_sync": None,
+        }
+        super().__init__(OctaviaNlbSyncProvider(), resource_name, props, opts)
+
+
+def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Input problems as (property, reason); values unknown at preview are not judged."""
+    failures: list[tuple[str, str]] = []
+
+    def bad(prop: str, reason: str) -> None:
+        failures.append((prop, reason))
+
+    lb_id = inputs.get("loadbalancer_id")
+    if lb_id is None:
+        bad("loadbalancer_id", "required: the Octavia load balancer UUID")
+    elif _known(lb_id) and not (isinstance(lb_id, str) and UUID.match(lb_id)):
+        bad("loadbalancer_id", f"must be an Octavia load balancer UUID, got {lb_id!r}")
+
+    bindings = inputs.get("bindings")
+    if not _known(bindings):
+        pass
+    elif not isinstance(bindings, list) or not bindings:
+        bad("bindings", "must be a non-empty list of {pool_id, target_group_arn}")
+    else:
+        failures.extend(_validate_bindings(bindings))
+
+    cidrs = inputs.get("vpc_cidrs")
+    if _known(cidrs):
+        if not isinstance(cidrs, list) or not cidrs:
+            bad("vpc_cidrs", "must be a non-empty list of the VPC's CIDRs")
+        else:
+            for i, cidr in enumerate(cidrs):
+                if _known(cidr) and not _is_cidr(cidr):
+                    bad(f"vpc_cidrs[{i}]", f"not an IPv4 CIDR: {cidr!r}")
+
+    fraction = inputs.get("max_deregister_fraction")
+    if _known(fraction) and not (
+        isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1
+    ):
+        bad("max_deregister_fraction", f"must be a number from 0 to 1, got {fraction!r}")
+    if _known(inputs.get("owns_target_groups")) and not isinstance(
+        inputs.get("owns_target_groups"), bool
+    ):
+        bad("owns_target_groups", "must be true or false")
+    return failures
+
+
+def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
+    failures = []
+    pools: set[Any] = set()
+    groups: set[Any] = set()
+    for i, binding in enumerate(bindings):
+        where = f"bindings[{i}]"
+        if not isinstance(binding, dict):
+            failures.append((where, "must be {pool_id, target_group_arn}"))
+            continue
+        pool_id, arn = binding.get("pool_id"), binding.get("target_group_arn")
+        if _known(pool_id) and not (isinstance(pool_id, str) and UUID.match(pool_id)):
+            failures.append((f"{where}.pool_id", f"must be an Octavia pool UUID, got {pool_id!r}"))
+        if _known(arn) and not (isinstance(arn, str) and TARGET_GROUP_ARN.match(arn)):
+            failures.append((f"{where}.target_group_arn", f"not a target group ARN: {arn!r}"))
+        if _known(pool_id) and pool_id in pools:
+            failures.append((f"{where}.pool_id", f"pool {pool_id} is bound twice"))
+        if _known(arn) and arn in groups:
+            failures.append(
+                (f"{where}.target_group_arn", f"target group {arn} is bound twice; one pool each")
+            )
+        pools.add(pool_id)
+        groups.add(arn)
+    return failures
+
+
+def _plan(spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any) -> list[GroupPlan]:
+    """Read Octavia and the NLB, then plan every group; raises before any write on a bad read."""
+    conn = octavia.connect(spec.os_cloud)
+    pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
+    plans = []
+    for binding in spec.bindings:
+        if binding.pool_id not in pool_ids:
+            raise octavia.OctaviaUnavailable(
+                f"pool {binding.pool_id} does not belong to load balancer {spec.loadbalancer_id} "
+                f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); the NLB was not touched."
+            )
+        members = octavia.read_members(conn, binding.pool_id)
+        arn = binding.target_group_arn
+        plans.append(
+            plan_group(
+                arn,
+                desired_targets(members),
+                elbv2.list_targets(client, arn),
+                owned.get(arn, frozenset()),
+                owns_target_group=spec.owns_target_groups,
+                max_deregister_fraction=spec.max_deregister_fraction,
+            )
+        )
+    bound = {b.target_group_arn for b in spec.bindings}
+    for arn, was_owned in owned.items():
+        if arn not in bound:
+            plans.append(plan_release(arn, _live_or_empty(client, arn), was_owned))
+    return plans
+
+
+def _sync(spec: SyncSpec, props: Mapping[str, Any], owned: Mapping[str, frozenset[str]]) -> dict:
+    client = elbv2.client(spec.aws_region)
+    plans = _plan(spec, owned, client)
+    # Deregister everywhere before registering anywhere: a drained member stops receiving
+    # new flows first, and the deregistration delay starts as early as possible.
+    deregistered = sum(
+        elbv2.deregister(client, p.target_group_arn, p.deregister, spec.vpc_cidrs) for p in plans
+    )
+    registered = sum(
+        elbv2.register(client, p.target_group_arn, p.register, spec.vpc_cidrs) for p in plans
+    )
+    for plan in plans:
+        pulumi.log.info(f"{plan.summary()} targets synced")
+    bound = {b.target_group_arn for b in spec.bindings}
+    return {
+        **{k: props.get(k, DEFAULTS.get(k)) for k in INPUTS},
+        "targets": {
+            p.target_group_arn: list(p.owned_after) for p in plans if p.target_group_arn in bound
+        },
+        "last_sync": {"registered": registered, "deregistered": deregistered},
+    }
+
+
+def _owned(props: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    return {arn: frozenset(keys) for arn, keys in (props.get("targets") or {}).items()}
+
+
+def _live_or_empty(client: Any, arn: str) -> frozenset[str]:
+    try:
+        return elbv2.list_targets(client, arn)
+    except elbv2.ElbUnavailable as error:
+        if elbv2.is_target_group_not_found(error.__cause__ or error):
+            pulumi.log.info(f"{target_group_label(arn)}: target group is gone; nothing to release")
+            return frozenset()
+        raise
+
+
+def _known(value: Any) -> bool:
+    return value != rpc.UNKNOWN
+
+
+def _has_unknowns(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_unknowns(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_unknowns(v) for v in value)
+    return value == rpc.UNKNOWN
+
+
+def _is_cidr(value: Any) -> bool:
+    try:
+        IPv4Network(value)
+    except (ValueError, TypeError):
+        return False
+    return True

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the tests and tools need. Installs only what is missing (needs root then).
+set -euo pipefail
+needed=()
+command -v dot >/dev/null 2>&1 || needed+=(graphviz)
+if [ ${#needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${needed[*]} (run: sudo apt-get install -y ${needed[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed[@]}" >/dev/null
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's one test command, from a bare Debian machine with Python 3.11:
+# installs uv if missing, syncs the locked dependencies, then lints, type-checks and tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export UV_PYTHON_DOWNLOADS=never
+if python3 -m uv --version >/dev/null 2>&1; then
+  uv() { python3 -m uv "$@"; }
+elif ! command -v uv >/dev/null 2>&1; then
+  echo "uv not found: installing it with pip" >&2
+  python3 -m pip install --quiet "uv>=0.5"
+  uv() { python3 -m uv "$@"; }
+fi
+
+scripts/system-packages.sh
+uv sync --locked --quiet
+uv run ruff check .
+uv run ruff format --check --quiet .
+uv run mypy
+uv run pytest "$@"

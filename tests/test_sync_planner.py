@@ -1,0 +1,127 @@
+"""Properties of the pure sync planner (hypothesis): convergence, scope, chunking, the guard."""
+
+from ipaddress import IPv4Network
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from providers.octavia_nlb_sync.planner import (
+    MAX_TARGETS_PER_CALL,
+    Member,
+    SyncRefused,
+    chunks,
+    desired_targets,
+    needs_zone_all,
+    plan_group,
+    plan_release,
+    target_group_label,
+)
+
+ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-443/0123456789abcdef"
+keys = st.builds(
+    lambda a, b, port: f"172.17.{a}.{b}:{port}",
+    st.integers(0, 3),
+    st.integers(1, 20),
+    st.sampled_from([80, 443, 8443]),
+)
+sets = st.frozensets(keys, max_size=40)
+
+
+def apply(actual: frozenset[str], plan) -> frozenset[str]:
+    return (actual - set(plan.deregister)) | set(plan.register)
+
+
+@given(desired=sets, actual=sets, owned=sets, owns=st.booleans())
+def test_applying_the_plan_converges_on_the_owned_set(desired, actual, owned, owns):
+    plan = plan_group(ARN, desired, actual, owned, owns_target_group=owns, guarded=False)
+    after = apply(actual, plan)
+    scope = actual if owns else owned
+    assert desired <= after
+    assert not (after & scope) - desired
+    assert set(plan.owned_after) == desired
+
+
+@given(desired=sets, actual=sets, owned=sets)
+def test_targets_not_owned_are_never_deregistered(desired, actual, owned):
+    plan = plan_group(ARN, desired, actual, owned, guarded=False)
+    assert set(plan.deregister) <= owned
+    assert not set(plan.register) & actual
+
+
+@given(desired=sets, actual=sets, owned=sets, fraction=st.floats(0, 1))
+def test_the_guard_refuses_collapse_and_allows_the_rest(desired, actual, owned, fraction):
+    scope = owned & actual
+    try:
+        plan = plan_group(ARN, desired, actual, owned, max_deregister_fraction=fraction)
+    except SyncRefused:
+        lost = len(scope - desired) - len(desired - actual)
+        assert not desired or lost > fraction * len(scope)
+        return
+    if plan.deregister:
+        assert desired
+        assert len(plan.deregister) - len(plan.register) <= fraction * len(scope)
+
+
+@given(owned=st.frozensets(keys, min_size=1, max_size=40))
+def test_an_empty_octavia_read_never_empties_the_group(owned):
+    with pytest.raises(SyncRefused, match="Octavia lists no serving member"):
+        plan_group(ARN, frozenset(), owned, owned, max_deregister_fraction=1.0)
+
+
+def test_a_collapsed_read_names_the_guard_figures():
+    owned = frozenset(f"172.17.0.{i}:443" for i in range(1, 11))
+    with pytest.raises(SyncRefused) as refused:
+        plan_group(ARN, frozenset({"172.17.0.1:443"}), owned, owned)
+    assert "tg/shop-443: the sync would deregister 9 of 10 targets" in str(refused.value)
+    assert "maxDeregisterFraction" in str(refused.value)
+
+
+def test_replacing_every_member_one_for_one_is_not_a_collapse():
+    old = frozenset({"172.17.0.1:443", "172.17.0.2:443"})
+    new = frozenset({"172.17.0.3:443", "172.17.0.4:443"})
+    plan = plan_group(ARN, new, old, old)
+    assert plan.deregister == tuple(sorted(old))
+    assert plan.register == tuple(sorted(new))
+
+
+@given(st.lists(keys, max_size=900, unique=True))
+def test_chunks_hold_at_most_200_targets_and_lose_none(targets):
+    parts = list(chunks(targets))
+    assert all(0 < len(p) <= MAX_TARGETS_PER_CALL for p in parts)
+    assert [t for p in parts for t in p] == targets
+
+
+@given(desired=sets, actual=sets, owned=sets)
+def test_a_second_plan_after_applying_is_a_noop(desired, actual, owned):
+    first = plan_group(ARN, desired, actual, owned, guarded=False)
+    second = plan_group(ARN, desired, apply(actual, first), frozenset(first.owned_after))
+    assert second.is_noop
+
+
+def test_weight_zero_and_admin_down_members_are_not_desired():
+    members = [
+        Member("172.17.0.1", 443),
+        Member("172.17.0.2", 443, weight=0),
+        Member("172.17.0.3", 443, admin_state_up=False),
+        Member("172.17.0.1", 8443, weight=5),
+    ]
+    assert desired_targets(members) == {"172.17.0.1:443", "172.17.0.1:8443"}
+
+
+@given(actual=sets, owned=sets)
+def test_release_gives_back_owned_targets_only(actual, owned):
+    plan = plan_release(ARN, actual, owned)
+    assume(actual)
+    assert set(plan.deregister) == actual & owned
+    assert plan.register == ()
+
+
+def test_on_prem_ips_need_zone_all_and_vpc_ips_do_not():
+    vpc = (IPv4Network("10.10.0.0/16"),)
+    assert needs_zone_all("172.17.0.1", vpc)
+    assert not needs_zone_all("10.10.3.4", vpc)
+
+
+def test_target_group_label_is_short():
+    assert target_group_label(ARN) == "tg/shop-443"
