@@ -437,7 +437,7 @@ def _decode(value: Any) -> Any:
 def _adapter_for(key: str) -> Callable[[Any], Any]:
     from pydantic import TypeAdapter
 
-    return TypeAdapter(_FIELDS[key].annotation).validate_python
+    return TypeAdapter(_FIELDS[key].annotation).validate_python  # type: ignore[arg-type]
 
 
 def _validate(

@@ -9,6 +9,7 @@ import pulumi_aws as aws
 import pulumi_openstack as openstack
 
 from components.config import StackConfig
+from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 
 
 class Platform(pulumi.ComponentResource):
@@ -30,11 +31,36 @@ class Platform(pulumi.ComponentResource):
         self.openstack = openstack.Provider(
             "openstack", cloud=config.on_prem.cloud, opts=pulumi.ResourceOptions(parent=self)
         )
+        self.load_balancers = [
+            HybridLoadBalancer(
+                lb.name,
+                HybridLoadBalancerArgs(
+                    spec=lb,
+                    aws=config.aws,
+                    on_prem=config.on_prem,
+                    protect=config.protect,
+                    config_path=f"hybrid-infra:loadBalancers[{i}]",
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, providers={"aws": self.aws, "openstack": self.openstack}
+                ),
+            )
+            for i, lb in enumerate(config.load_balancers)
+        ]
         self.exports = {
             "environment": config.tags["environment"],
             "awsRegion": config.aws.region,
             "openstackCloud": config.on_prem.cloud,
-            "loadBalancers": [lb.name for lb in config.load_balancers],
+            "loadBalancers": {
+                lb._name: {
+                    "fqdn": lb.fqdn,
+                    "octaviaVip": lb.octavia_vip,
+                    "nlbDnsName": lb.nlb_dns_name,
+                    "nlbZoneId": lb.nlb_zone_id,
+                    "targetGroupArns": lb.target_group_arns,
+                }
+                for lb in self.load_balancers
+            },
             "clusters": list(config.cluster_names()),
         }
         self.register_outputs(self.exports)

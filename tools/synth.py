@@ -8,8 +8,10 @@ monitor that records every registration (type, name, parent, options, inputs).
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import logging
+import os
 import runpy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,7 +24,10 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components import octavia_catalog
+
 ROOT = Path(__file__).resolve().parent.parent
+OCTAVIA_CATALOG = ROOT / "devenv" / "octavia-catalog.json"
 PROJECT = "hybrid-infra"
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -103,7 +108,7 @@ class _Recorder(mocks.MockMonitor):
         super().__init__(mock)
         self.registered: list[Registered] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.registered.append(
@@ -133,12 +138,35 @@ class _Mocks(mocks.Mocks):
         state = dict(args.inputs)
         name = args.name
         state.setdefault("id", f"{name}-id")
+        for key, value in MOCK_OUTPUTS.get(args.typ, {}).items():
+            state.setdefault(key, value.format(name=name))
         state.setdefault("arn", f"arn:aws:mock:::{args.typ.split(':')[-1].lower()}/{name}")
         return f"{name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
-        handler = self.invokes.get(args.token)
-        return (handler(args.args) if handler else {}), None
+        handler = self.invokes.get(args.token) or DEFAULT_INVOKES.get(args.token)
+        return (handler(args.args) if handler else {}), []
+
+
+MOCK_OUTPUTS: dict[str, dict[str, str]] = {
+    "aws:lb/loadBalancer:LoadBalancer": {
+        "dnsName": "{name}-0123456789.elb.amazonaws.com",
+        "zoneId": "ZMOCKNLBZONE",
+        "arnSuffix": "net/{name}/0123456789abcdef",
+    },
+    "aws:lb/targetGroup:TargetGroup": {
+        "arn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
+        "targetgroup/{name}/0123456789abcdef",
+    },
+    "openstack:loadbalancer/loadBalancer:LoadBalancer": {"vipAddress": "172.16.0.10"},
+}
+
+DEFAULT_INVOKES: dict[str, Callable[[Mapping[str, Any]], dict]] = {
+    "aws:route53/getZone:getZone": lambda a: {
+        "zoneId": "Z" + hashlib.sha1(str(a.get("name")).encode()).hexdigest()[:12].upper(),
+        "name": a.get("name"),
+    },
+}
 
 
 def synthesize(
@@ -148,7 +176,7 @@ def synthesize(
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
     invokes: Mapping[str, Callable[[Mapping[str, Any]], dict]] | None = None,
-    preview: bool = True,
+    preview: bool = False,
 ) -> Synthesis:
     """Run `__main__.py` of `root` for `stack` under mocks and return what it declared.
 
@@ -186,10 +214,16 @@ def _synthesize(
         logger=logger,
     )
     program = str(root / "__main__.py")
+    # Adopted Octavia LBs are described from the recorded catalog: no OpenStack is reachable.
+    saved = os.environ.get(octavia_catalog.CATALOG_ENV)
+    os.environ.setdefault(octavia_catalog.CATALOG_ENV, str(OCTAVIA_CATALOG))
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
     except Exception as error:
         raise ProgramFailed(error, tuple(recorder.registered)) from error
+    finally:
+        if saved is None:
+            os.environ.pop(octavia_catalog.CATALOG_ENV, None)
     outputs = _resolve(pulumi.runtime.get_root_resource().outputs)  # type: ignore[union-attr]
     return Synthesis(stack, tuple(recorder.registered), outputs, tuple(logs))
 

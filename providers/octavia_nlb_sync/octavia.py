@@ -44,6 +44,7 @@ class Pool:
     protocol: str
     lb_algorithm: str
     monitor: Monitor | None
+    member_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,9 @@ def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: st
                 protocol=p.protocol,
                 lb_algorithm=p.lb_algorithm,
                 monitor=_monitor(conn, p.health_monitor_id),
+                member_ports=tuple(
+                    sorted({int(m.protocol_port) for m in conn.load_balancer.members(p.id)})
+                ),
             )
             for p in conn.load_balancer.pools(loadbalancer_id=loadbalancer_id)
         )

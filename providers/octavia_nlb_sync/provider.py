@@ -66,6 +66,16 @@ class SyncSpec:
     os_cloud: str | None
     aws_region: str | None
 
+    def pools_by_group(self) -> dict[str, tuple[str, ...]]:
+        """Target group → the pools that feed it (a TCP_UDP group is fed by two)."""
+        groups: dict[str, tuple[str, ...]] = {}
+        for binding in self.bindings:
+            groups[binding.target_group_arn] = (
+                *groups.get(binding.target_group_arn, ()),
+                binding.pool_id,
+            )
+        return groups
+
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> SyncSpec:
         values = {**DEFAULTS, **{k: v for k, v in props.items() if v is not None}}
@@ -143,7 +153,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
         resource_name: str,
         *,
         loadbalancer_id: pulumi.Input[str],
-        bindings: pulumi.Input[list[pulumi.Input[dict[str, pulumi.Input[str]]]]],
+        bindings: pulumi.Input[list[pulumi.Input[dict]]],
         vpc_cidrs: pulumi.Input[list[str]],
         owns_target_groups: bool = False,
         max_deregister_fraction: float = 0.5,
@@ -210,8 +220,7 @@ def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
     failures = []
-    pools: set[Any] = set()
-    groups: set[Any] = set()
+    seen: set[tuple[Any, Any]] = set()
     for i, binding in enumerate(bindings):
         where = f"bindings[{i}]"
         if not isinstance(binding, dict):
@@ -222,14 +231,9 @@ def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
             failures.append((f"{where}.pool_id", f"must be an Octavia pool UUID, got {pool_id!r}"))
         if _known(arn) and not (isinstance(arn, str) and TARGET_GROUP_ARN.match(arn)):
             failures.append((f"{where}.target_group_arn", f"not a target group ARN: {arn!r}"))
-        if _known(pool_id) and pool_id in pools:
-            failures.append((f"{where}.pool_id", f"pool {pool_id} is bound twice"))
-        if _known(arn) and arn in groups:
-            failures.append(
-                (f"{where}.target_group_arn", f"target group {arn} is bound twice; one pool each")
-            )
-        pools.add(pool_id)
-        groups.add(arn)
+        if _known(pool_id) and _known(arn) and (pool_id, arn) in seen:
+            failures.append((where, f"pool {pool_id} is bound to {arn} twice"))
+        seen.add((pool_id, arn))
     return failures
 
 
@@ -238,14 +242,16 @@ def _plan(spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any) -> l
     conn = octavia.connect(spec.os_cloud)
     pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
     plans = []
-    for binding in spec.bindings:
-        if binding.pool_id not in pool_ids:
-            raise octavia.OctaviaUnavailable(
-                f"pool {binding.pool_id} does not belong to load balancer {spec.loadbalancer_id} "
-                f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); the NLB was not touched."
-            )
-        members = octavia.read_members(conn, binding.pool_id)
-        arn = binding.target_group_arn
+    for arn, pools in spec.pools_by_group().items():
+        members = []
+        for pool_id in pools:
+            if pool_id not in pool_ids:
+                raise octavia.OctaviaUnavailable(
+                    f"pool {pool_id} does not belong to load balancer {spec.loadbalancer_id} "
+                    f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); "
+                    "the NLB was not touched."
+                )
+            members.extend(octavia.read_members(conn, pool_id))
         plans.append(
             plan_group(
                 arn,
@@ -256,7 +262,7 @@ def _plan(spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any) -> l
                 max_deregister_fraction=spec.max_deregister_fraction,
             )
         )
-    bound = {b.target_group_arn for b in spec.bindings}
+    bound = spec.pools_by_group()
     for arn, was_owned in owned.items():
         if arn not in bound:
             plans.append(plan_release(arn, _live_or_empty(client, arn), was_owned))
@@ -276,7 +282,7 @@ def _sync(spec: SyncSpec, props: Mapping[str, Any], owned: Mapping[str, frozense
     )
     for plan in plans:
         pulumi.log.info(f"{plan.summary()} targets synced")
-    bound = {b.target_group_arn for b in spec.bindings}
+    bound = spec.pools_by_group()
     return {
         **{k: props.get(k, DEFAULTS.get(k)) for k in INPUTS},
         "targets": {

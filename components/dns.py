@@ -1,0 +1,156 @@
+"""Weighted, health-checked Route53 records: Octavia and its NLB twin share one name.
+
+Route53 answers with a record in proportion to its weight among the *healthy* records, so the
+weights set the normal split (90/10) and the health checks do the failover. When every record is
+unhealthy, Route53 fails open and answers as if all were healthy (by weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import Dns, Weights
+
+
+def effective_weights(dns: Dns) -> Weights:
+    """`drain` takes one side out for a game day without touching the configured weights."""
+    if dns.drain == "octavia":
+        return Weights(octavia=0, nlb=max(dns.weights.nlb, 1))
+    if dns.drain == "nlb":
+        return Weights(octavia=max(dns.weights.octavia, 1), nlb=0)
+    return dns.weights
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedFailoverArgs:
+    dns: Dns
+    octavia_address: pulumi.Input[str]
+    nlb_dns_name: pulumi.Input[str]
+    nlb_zone_id: pulumi.Input[str]
+    nlb_arn_suffix: pulumi.Input[str]
+    nlb_internal: bool
+    region: str
+
+
+class WeightedFailover(pulumi.ComponentResource):
+    """Two weighted records for one name, each guarded by its own Route53 health check."""
+
+    fqdn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: WeightedFailoverArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hybrid-infra:dns:WeightedFailover", name, None, opts)
+        dns = args.dns
+        child = pulumi.ResourceOptions(parent=self)
+        zone = aws.route53.get_zone_output(
+            name=dns.zone, private_zone=False, opts=pulumi.InvokeOptions(parent=self)
+        )
+        weights = effective_weights(dns)
+
+        octavia_check = self._octavia_health_check(name, args, child)
+        nlb_check = self._nlb_health_check(name, args, child)
+
+        aws.route53.Record(
+            f"{name}-octavia",
+            zone_id=zone.zone_id,
+            name=dns.fqdn,
+            type="A",
+            ttl=dns.ttl,
+            records=[args.octavia_address],
+            set_identifier="octavia",
+            weighted_routing_policies=[{"weight": weights.octavia}],
+            health_check_id=octavia_check.id,
+            opts=child,
+        )
+        aws.route53.Record(
+            f"{name}-nlb",
+            zone_id=zone.zone_id,
+            name=dns.fqdn,
+            type="A",
+            aliases=[
+                {
+                    "name": args.nlb_dns_name,
+                    "zone_id": args.nlb_zone_id,
+                    "evaluate_target_health": True,
+                }
+            ],
+            set_identifier="nlb",
+            weighted_routing_policies=[{"weight": weights.nlb}],
+            health_check_id=nlb_check.id,
+            opts=child,
+        )
+        self.fqdn = pulumi.Output.from_input(dns.fqdn)
+        self.register_outputs({"fqdn": self.fqdn})
+
+    def _octavia_health_check(
+        self, name: str, args: WeightedFailoverArgs, opts: pulumi.ResourceOptions
+    ) -> aws.route53.HealthCheck:
+        dns = args.dns
+        if dns.octavia_vip == "private" and dns.octavia_alarm is not None:
+            # Route53's checkers live on the internet and cannot reach a VIP that only Direct
+            # Connect reaches; an alarm fed from inside the VPC stands in for them.
+            return aws.route53.HealthCheck(
+                f"{name}-octavia",
+                type="CLOUDWATCH_METRIC",
+                cloudwatch_alarm_name=dns.octavia_alarm.name,
+                cloudwatch_alarm_region=dns.octavia_alarm.region or args.region,
+                insufficient_data_health_status="LastKnownStatus",
+                reference_name=f"{name}-octavia"[:64],
+                opts=opts,
+            )
+        return self._endpoint_check(f"{name}-octavia", dns, opts, ip_address=args.octavia_address)
+
+    def _nlb_health_check(
+        self, name: str, args: WeightedFailoverArgs, opts: pulumi.ResourceOptions
+    ) -> aws.route53.HealthCheck:
+        if args.nlb_internal:
+            # An internal NLB is out of the checkers' reach too; its own healthy-host metric
+            # says whether it can serve.
+            alarm = aws.cloudwatch.MetricAlarm(
+                f"{name}-nlb-healthy-hosts",
+                namespace="AWS/NetworkELB",
+                metric_name="HealthyHostCount",
+                dimensions={"LoadBalancer": args.nlb_arn_suffix},
+                statistic="Minimum",
+                period=60,
+                evaluation_periods=2,
+                threshold=1,
+                comparison_operator="LessThanThreshold",
+                treat_missing_data="breaching",
+                opts=opts,
+            )
+            return aws.route53.HealthCheck(
+                f"{name}-nlb",
+                type="CLOUDWATCH_METRIC",
+                cloudwatch_alarm_name=alarm.name,
+                cloudwatch_alarm_region=args.region,
+                insufficient_data_health_status="LastKnownStatus",
+                opts=opts,
+            )
+        return self._endpoint_check(f"{name}-nlb", args.dns, opts, fqdn=args.nlb_dns_name)
+
+    @staticmethod
+    def _endpoint_check(
+        name: str,
+        dns: Dns,
+        opts: pulumi.ResourceOptions,
+        ip_address: pulumi.Input[str] | None = None,
+        fqdn: pulumi.Input[str] | None = None,
+    ) -> aws.route53.HealthCheck:
+        """Route53's own checkers probe the endpoint from several regions."""
+        check = dns.health_check
+        return aws.route53.HealthCheck(
+            name,
+            type=check.protocol,
+            ip_address=ip_address,
+            fqdn=fqdn,
+            port=check.port,
+            resource_path=check.path if check.protocol != "TCP" else None,
+            request_interval=check.interval,
+            failure_threshold=check.failure_threshold,
+            opts=opts,
+        )

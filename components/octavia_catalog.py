@@ -1,0 +1,56 @@
+"""Where the program learns the shape of an adopted Octavia LB.
+
+Live, it reads the Octavia API (the same read code as the sync). For reviews and CI without
+OpenStack credentials, `HYBRID_INFRA_OCTAVIA_CATALOG` names a JSON file of recorded
+descriptions keyed by LB UUID (the `octavia.LoadBalancer` fields); the synth tool uses
+`devenv/octavia-catalog.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from providers.octavia_nlb_sync import octavia
+
+CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
+
+
+def describe(loadbalancer_id: str, cloud: str | None) -> octavia.LoadBalancer:
+    """The LB's listeners, pools and monitors; raises `OctaviaUnavailable` with the reason."""
+    recorded = os.environ.get(CATALOG_ENV)
+    if recorded:
+        return _from_catalog(Path(recorded), loadbalancer_id)
+    return octavia.read_loadbalancer(octavia.connect(cloud), loadbalancer_id)
+
+
+def _from_catalog(path: Path, loadbalancer_id: str) -> octavia.LoadBalancer:
+    entries = json.loads(path.read_text())
+    if loadbalancer_id not in entries:
+        raise octavia.OctaviaUnavailable(
+            f"load balancer {loadbalancer_id} is not in the recorded catalog {path}; "
+            f"unset {CATALOG_ENV} to read Octavia live, or record it there."
+        )
+    return _load_balancer(entries[loadbalancer_id])
+
+
+def _load_balancer(entry: dict[str, Any]) -> octavia.LoadBalancer:
+    return octavia.LoadBalancer(
+        id=entry["id"],
+        name=entry["name"],
+        vip_address=entry["vip_address"],
+        provisioning_status=entry.get("provisioning_status", "ACTIVE"),
+        listeners=tuple(octavia.Listener(**li) for li in entry["listeners"]),
+        pools=tuple(
+            octavia.Pool(
+                id=p["id"],
+                protocol=p["protocol"],
+                lb_algorithm=p["lb_algorithm"],
+                monitor=octavia.Monitor(**p["monitor"]) if p.get("monitor") else None,
+                member_ports=tuple(p.get("member_ports", ())),
+            )
+            for p in entry["pools"]
+        ),
+    )
