@@ -119,7 +119,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         assert spec.create is not None
         opts = self._protected()
         lb = openstack.loadbalancer.LoadBalancer(
-            name, name=name, vip_subnet_id=str(spec.create.vip_subnet_id), opts=opts
+            f"{name}-octavia", name=name, vip_subnet_id=str(spec.create.vip_subnet_id), opts=opts
         )
         listeners: list[OctaviaListener] = []
         pool_ids: dict[str, pulumi.Input[str]] = {}

@@ -34,8 +34,8 @@ class Monitor:
     timeout: int
     max_retries: int
     max_retries_down: int
-    url_path: str | None
-    expected_codes: str | None
+    url_path: str | None = None
+    expected_codes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
