@@ -1,0 +1,449 @@
+"""The Octavia → NLB sync against the real Octavia API and a moto server.
+
+Each scenario drives the provider's methods in-process (as the provider host would) and asserts
+on the target group's real targets as moto reports them. Calls are observed with botocore event
+hooks on the provider's own clients; moto drops AvailabilityZone, so request parameters are
+captured on the way out.
+"""
+
+import uuid
+from collections import Counter
+from ipaddress import IPv4Network
+
+import pytest
+
+from providers.octavia_nlb_sync import OctaviaNlbSyncProvider, SyncRefused
+from providers.octavia_nlb_sync import elbv2 as elbv2_shell
+from providers.octavia_nlb_sync.octavia import OctaviaUnavailable
+from tests.fixtures.octavia import wait_lb_active
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedInSDK50Warning"),
+    pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedInSDK60Warning"),
+]
+
+VPC_CIDR = "10.10.0.0/16"
+WRITES = {"RegisterTargets", "DeregisterTargets"}
+
+
+class Octavia:
+    """A real Octavia LB, built fully populated in one call; waits for ACTIVE after changes."""
+
+    def __init__(self, conn, project_id, pools):
+        self.conn, self.project_id = conn, project_id
+        listeners = [
+            {
+                "protocol": "TCP",
+                "protocol_port": port,
+                "default_pool": {
+                    "name": f"pool-{port}",
+                    "protocol": "TCP",
+                    "lb_algorithm": "ROUND_ROBIN",
+                    "members": [_member(*m) for m in members],
+                },
+            }
+            for port, members in pools.items()
+        ]
+        body = {
+            "name": "sync",
+            "project_id": project_id,
+            "vip_subnet_id": str(uuid.uuid4()),
+            "listeners": listeners,
+        }
+        response = conn.load_balancer.post("/lbaas/loadbalancers", json={"loadbalancer": body})
+        assert response.status_code == 201, response.text
+        self.lb_id = response.json()["loadbalancer"]["id"]
+        self.wait()
+        self.pools = {
+            int(p.name.removeprefix("pool-")): p.id
+            for p in conn.load_balancer.pools(loadbalancer_id=self.lb_id)
+        }
+
+    def wait(self):
+        wait_lb_active(self.conn, self.lb_id, timeout=120)
+
+    def add(self, pool_id, address, port, weight=1, up=True):
+        self.conn.load_balancer.create_member(
+            pool_id, project_id=self.project_id, **_member(address, port, weight, up)
+        )
+        self.wait()
+
+    def member(self, pool_id, address):
+        (found,) = [m for m in self.conn.load_balancer.members(pool_id) if m.address == address]
+        return found
+
+    def update(self, pool_id, address, **changes):
+        self.conn.load_balancer.update_member(self.member(pool_id, address), pool_id, **changes)
+        self.wait()
+
+    def remove(self, pool_id, *addresses):
+        """Batch update: the pool keeps every member but these."""
+        keep = [
+            {"address": m.address, "protocol_port": m.protocol_port, "weight": m.weight}
+            for m in self.conn.load_balancer.members(pool_id)
+            if m.address not in addresses
+        ]
+        response = self.conn.load_balancer.put(
+            f"/lbaas/pools/{pool_id}/members", json={"members": keep}
+        )
+        assert response.status_code == 202, response.text
+        self.wait()
+
+
+def _member(address, port, weight=1, up=True):
+    return {"address": address, "protocol_port": port, "weight": weight, "admin_state_up": up}
+
+
+@pytest.fixture
+def octavia(octavia_conn, project_id):
+    """`octavia({443: [(ip, port[, weight[, up]])]})` builds an LB; returns it and its pools."""
+
+    def build(pools):
+        lb = Octavia(octavia_conn, project_id, pools)
+        return lb, *[lb.pools[port] for port in pools]
+
+    return build
+
+
+@pytest.fixture
+def vpc(ec2):
+    return ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+
+
+@pytest.fixture
+def target_group(elbv2, vpc):
+    def make(name="shop-443"):
+        return elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=443, VpcId=vpc, TargetType="ip"
+        )["TargetGroups"][0]["TargetGroupArn"]
+
+    return make
+
+
+@pytest.fixture
+def calls(monkeypatch, aws_env):
+    """Every ELBv2 call the provider makes, with its parameters, in order."""
+    seen = []
+    real = elbv2_shell.client
+
+    def observed(region=None):
+        client = real(region)
+        client.meta.events.register(
+            "provide-client-params.elastic-load-balancing-v2.*",
+            lambda params, model, **_: seen.append((model.name, params)),
+        )
+        return client
+
+    monkeypatch.setattr(elbv2_shell, "client", observed)
+    return seen
+
+
+def live(elbv2, arn):
+    described = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return sorted(f"{d['Target']['Id']}:{d['Target']['Port']}" for d in described)
+
+
+def props(lb_id, *bindings, **extra):
+    return {
+        "loadbalancer_id": lb_id,
+        "bindings": [{"pool_id": p, "target_group_arn": t} for p, t in bindings],
+        "vpc_cidrs": [VPC_CIDR],
+        "provider_version": "1",
+        **extra,
+    }
+
+
+def writes(calls):
+    return Counter(name for name, _ in calls if name in WRITES)
+
+
+@pytest.fixture
+def provider():
+    return OctaviaNlbSyncProvider()
+
+
+def checked(provider, news):
+    result = provider.check({}, news)
+    assert result.failures == []
+    return result.inputs
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def test_first_sync_registers_serving_members_only(octavia, target_group, elbv2, provider, calls):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443), ("172.17.0.3", 8443, 0)]})
+    tg = target_group()
+    created = provider.create(checked(provider, props(lb.lb_id, (pool, tg))))
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+    assert created.outs["targets"] == {tg: ["172.17.0.1:8443", "172.17.0.2:8443"]}
+    assert created.outs["last_sync"] == {"registered": 2, "deregistered": 0}
+    assert writes(calls) == {"RegisterTargets": 1}
+
+
+def test_member_added_then_removed(octavia, target_group, elbv2, provider, capsys):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+
+    lb.add(pool, "172.17.0.3", 8443)
+    diff = provider.diff("id", state, inputs)
+    assert diff.changes is True
+    assert "tg/shop-443: +1 -0 targets to sync" in capsys.readouterr().err
+    state = provider.update("id", state, inputs).outs
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443", "172.17.0.3:8443"]
+
+    lb.remove(pool, "172.17.0.2")
+    state = provider.update("id", state, inputs).outs
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.3:8443"]
+    assert state["last_sync"] == {"registered": 0, "deregistered": 1}
+
+
+def test_weight_zero_and_admin_down_drain_the_target(octavia, target_group, elbv2, provider):
+    lb, pool = octavia({443: [(f"172.17.0.{i}", 8443) for i in range(1, 5)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+
+    lb.update(pool, "172.17.0.1", weight=0)
+    state = provider.update("id", state, inputs).outs
+    assert "172.17.0.1:8443" not in live(elbv2, tg)
+
+    lb.update(pool, "172.17.0.2", is_admin_state_up=False)
+    state = provider.update("id", state, inputs).outs
+    assert live(elbv2, tg) == ["172.17.0.3:8443", "172.17.0.4:8443"]
+
+    lb.update(pool, "172.17.0.1", weight=3)
+    provider.update("id", state, inputs)
+    assert "172.17.0.1:8443" in live(elbv2, tg)
+
+
+def test_targets_outside_the_vpc_are_registered_in_zone_all(octavia, target_group, provider, calls):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("10.10.5.5", 8443)]})
+    tg = target_group()
+    provider.create(checked(provider, props(lb.lb_id, (pool, tg))))
+    (registered,) = [p["Targets"] for name, p in calls if name == "RegisterTargets"]
+    by_ip = {t["Id"]: t for t in registered}
+    assert by_ip["172.17.0.1"]["AvailabilityZone"] == "all"
+    assert "AvailabilityZone" not in by_ip["10.10.5.5"]
+
+
+def test_two_pools_feed_two_target_groups(octavia, target_group, elbv2, provider):
+    lb, https, http = octavia(
+        {443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)], 80: [("172.17.1.1", 8080)]}
+    )
+    tg_https, tg_http = target_group("shop-443"), target_group("shop-80")
+    outs = provider.create(
+        checked(provider, props(lb.lb_id, (https, tg_https), (http, tg_http)))
+    ).outs
+    assert live(elbv2, tg_https) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+    assert live(elbv2, tg_http) == ["172.17.1.1:8080"]
+    assert set(outs["targets"]) == {tg_https, tg_http}
+
+
+def test_a_foreign_target_is_left_alone(octavia, target_group, elbv2, provider):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": "10.10.9.9", "Port": 9000}])
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+    lb.remove(pool, "172.17.0.2")
+    state = provider.update("id", state, inputs).outs
+    assert live(elbv2, tg) == ["10.10.9.9:9000", "172.17.0.1:8443"]
+    provider.delete("id", state)
+    assert live(elbv2, tg) == ["10.10.9.9:9000"]
+
+
+def test_owning_the_group_removes_foreign_targets(octavia, target_group, elbv2, provider):
+    lb, pool = octavia({443: [(f"172.17.0.{i}", 8443) for i in range(1, 4)]})
+    tg = target_group()
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": "10.10.9.9", "Port": 9000}])
+    provider.create(checked(provider, props(lb.lb_id, (pool, tg), owns_target_groups=True)))
+    assert live(elbv2, tg) == [f"172.17.0.{i}:8443" for i in range(1, 4)]
+
+
+def test_octavia_down_mid_test_raises_and_leaves_the_nlb(
+    octavia, octavia_server, target_group, elbv2, provider, calls
+):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+    before = len(calls)
+    octavia_server.stop()
+    try:
+        with pytest.raises(OctaviaUnavailable, match=r"(?i)the NLB was not touched"):
+            provider.diff("id", state, inputs)
+        with pytest.raises(OctaviaUnavailable, match=r"(?i)the NLB was not touched"):
+            provider.update("id", state, inputs)
+    finally:
+        octavia_server.start()
+    assert not writes(calls[before:])
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+
+
+def test_an_empty_pool_hits_the_guard_and_changes_nothing(
+    octavia, target_group, elbv2, provider, calls
+):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+    lb.remove(pool, "172.17.0.1")
+    lb.remove(pool, "172.17.0.2")
+    before = len(calls)
+    with pytest.raises(SyncRefused, match="tg/shop-443: Octavia lists no serving member"):
+        provider.diff("id", state, inputs)
+    with pytest.raises(SyncRefused):
+        provider.update("id", state, inputs)
+    assert not writes(calls[before:])
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+
+
+def test_throttling_is_retried(octavia, target_group, elbv2, provider, monkeypatch, aws_env):
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    attempts = Counter()
+    real = elbv2_shell.client
+
+    def throttled(region=None):
+        client = real(region)
+
+        def throttle(request, event_name, **_):
+            operation_name = event_name.rsplit(".", 1)[-1]
+            attempts[operation_name] += 1
+            if operation_name == "RegisterTargets" and attempts[operation_name] <= 2:
+                from botocore.awsrequest import AWSResponse
+
+                body = (
+                    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                    b"<Message>Rate exceeded</Message></Error></ErrorResponse>"
+                )
+
+                class Raw:
+                    def stream(self, **_):
+                        yield body
+
+                return AWSResponse(request.url, 400, {}, Raw())
+            return None
+
+        client.meta.events.register("before-send.elastic-load-balancing-v2.*", throttle)
+        return client
+
+    monkeypatch.setattr(elbv2_shell, "client", throttled)
+    provider.create(checked(provider, props(lb.lb_id, (pool, tg))))
+    assert attempts["RegisterTargets"] == 3
+    assert live(elbv2, tg) == ["172.17.0.1:8443"]
+
+
+def test_a_noop_sync_makes_zero_write_calls(octavia, target_group, provider, calls, capsys):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+    before = len(calls)
+    assert provider.diff("id", state, inputs).changes is False
+    state = provider.update("id", state, inputs).outs
+    assert not writes(calls[before:])
+    assert [name for name, _ in calls[before:]] == ["DescribeTargetHealth"] * 2
+    assert state["last_sync"] == {"registered": 0, "deregistered": 0}
+    assert "tg/shop-443: +0 -0" in capsys.readouterr().err
+
+
+def test_delete_removes_owned_targets_only_and_tolerates_a_gone_group(
+    octavia, target_group, elbv2, provider
+):
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg, gone = target_group("shop-443"), target_group("old-443")
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": "10.10.9.9", "Port": 9000}])
+    state = provider.create(checked(provider, props(lb.lb_id, (pool, tg)))).outs
+    state["targets"][gone] = ["172.17.7.7:8443"]
+    elbv2.delete_target_group(TargetGroupArn=gone)
+    provider.delete("id", state)
+    assert live(elbv2, tg) == ["10.10.9.9:9000"]
+
+
+def test_refresh_reports_live_owned_targets(octavia, target_group, elbv2, provider):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    state = provider.create(checked(provider, props(lb.lb_id, (pool, tg)))).outs
+    elbv2.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "172.17.0.2", "Port": 8443}])
+    read = provider.read("id", state)
+    assert read.outs["targets"] == {tg: ["172.17.0.1:8443"]}
+
+
+def test_a_removed_binding_releases_its_targets(octavia, target_group, elbv2, provider):
+    lb, https, http = octavia({443: [("172.17.0.1", 8443)], 80: [("172.17.1.1", 8080)]})
+    tg_https, tg_http = target_group("shop-443"), target_group("shop-80")
+    both = checked(provider, props(lb.lb_id, (https, tg_https), (http, tg_http)))
+    state = provider.create(both).outs
+    only_https = checked(provider, props(lb.lb_id, (https, tg_https)))
+    assert provider.diff("id", state, only_https).changes is True
+    state = provider.update("id", state, only_https).outs
+    assert live(elbv2, tg_http) == []
+    assert set(state["targets"]) == {tg_https}
+
+
+def test_a_pool_of_another_lb_is_refused(octavia, target_group, provider):
+    _, foreign_pool = octavia({443: [("172.17.0.1", 8443)]})
+    lb, _ = octavia({443: [("172.17.0.2", 8443)]})
+    with pytest.raises(OctaviaUnavailable, match="does not belong to load balancer"):
+        provider.create(checked(provider, props(lb.lb_id, (foreign_pool, target_group()))))
+
+
+def test_big_groups_are_written_in_chunks_of_200(target_group, elbv2, calls):
+    tg = target_group()
+    targets = [f"172.17.{i // 250}.{i % 250 + 1}:8443" for i in range(450)]
+    client = elbv2_shell.client()
+    assert elbv2_shell.register(client, tg, targets, [IPv4Network(VPC_CIDR)]) == 450
+    assert [len(p["Targets"]) for name, p in calls if name == "RegisterTargets"] == [200, 200, 50]
+    assert len(live(elbv2, tg)) == 450
+    elbv2_shell.deregister(client, tg, targets[:250], [IPv4Network(VPC_CIDR)])
+    assert [len(p["Targets"]) for name, p in calls if name == "DeregisterTargets"] == [200, 50]
+    assert len(live(elbv2, tg)) == 200
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "prop"),
+    [
+        ({"loadbalancer_id": "lb-1"}, "loadbalancer_id"),
+        ({"bindings": []}, "bindings"),
+        (
+            {"bindings": [{"pool_id": "x", "target_group_arn": "arn:aws:nope"}]},
+            "bindings[0].pool_id",
+        ),
+        ({"vpc_cidrs": ["10.0.0.0/33"]}, "vpc_cidrs[0]"),
+        ({"max_deregister_fraction": 1.5}, "max_deregister_fraction"),
+    ],
+)
+def test_check_names_the_bad_property(provider, change, prop):
+    good = props(
+        str(uuid.uuid4()),
+        (
+            str(uuid.uuid4()),
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop/0123456789abcdef",
+        ),
+    )
+    failures = provider.check({}, {**good, **change}).failures
+    assert prop in [f.property for f in failures]
+
+
+def test_check_rejects_a_duplicate_binding_and_tolerates_unknowns(provider):
+    from pulumi.runtime import rpc
+
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop/0123456789abcdef"
+    pool = str(uuid.uuid4())
+    duplicate = props(str(uuid.uuid4()), (pool, arn), (pool, arn))
+    assert [f.property for f in provider.check({}, duplicate).failures] == ["bindings[1]"]
+    unknown = props(rpc.UNKNOWN, (pool, rpc.UNKNOWN))
+    assert provider.check({}, unknown).failures == []
+    assert provider.diff("id", {}, unknown).changes is True
+
+
+def test_provider_builds_no_client_at_import_or_construction():
+    # The provider is dill-serialized into state: it must carry no client or credential.
+    assert vars(OctaviaNlbSyncProvider()) == {}
