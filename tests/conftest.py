@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.octavia",
     "tests.fixtures.moto",
     "tests.fixtures.provider_host",
+    "tests.fixtures.sync_world",
 ]

@@ -23,6 +23,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from providers.octavia_nlb_sync import elbv2, octavia
@@ -307,7 +308,8 @@ def _live_or_empty(client: Any, arn: str) -> frozenset[str]:
 
 
 def _known(value: Any) -> bool:
-    return value != rpc.UNKNOWN
+    """Preview values the engine cannot know yet arrive as a sentinel or an `Unknown`."""
+    return not (isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN))
 
 
 def _has_unknowns(value: Any) -> bool:
@@ -315,7 +317,7 @@ def _has_unknowns(value: Any) -> bool:
         return any(_has_unknowns(v) for v in value.values())
     if isinstance(value, list):
         return any(_has_unknowns(v) for v in value)
-    return value == rpc.UNKNOWN
+    return not _known(value)
 
 
 def _is_cidr(value: Any) -> bool:

@@ -1,0 +1,78 @@
+"""The sync's whole lifecycle through the SDK's real provider host over gRPC, as `pulumi up`
+runs it: the provider is dill-serialized, sent as `__provider`, and runs in the host process
+against the real Octavia API and moto."""
+
+import pytest
+
+from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
+from tests.fixtures.sync_world import VPC_CIDR, live
+from tests.provider_host import UNKNOWN, ProviderHostError
+
+
+@pytest.fixture
+def host(octavia_env, aws_env, provider_host_factory):
+    """A host started after the OS_*/AWS_* env points at the local servers."""
+    return provider_host_factory()
+
+
+def test_lifecycle_through_the_provider_host(octavia, target_group, elbv2, host):
+    provider = OctaviaNlbSyncProvider()
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    news = {
+        "loadbalancer_id": lb.lb_id,
+        "bindings": [{"pool_id": pool, "target_group_arn": tg}],
+        "vpc_cidrs": [VPC_CIDR],
+        "provider_version": "1",
+    }
+
+    bad = host.check(provider, {}, {**news, "loadbalancer_id": "lb-1", "vpc_cidrs": ["x"]})
+    assert {prop for prop, _ in bad.failures} == {"loadbalancer_id", "vpc_cidrs[0]"}
+    preview = host.check(
+        provider, {}, {**news, "bindings": [{"pool_id": pool, "target_group_arn": UNKNOWN}]}
+    )
+    assert preview.failures == []
+
+    inputs = host.check(provider, {}, news).inputs
+    assert inputs["max_deregister_fraction"] == 0.5
+    id_, state = host.create(provider, inputs)
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+    assert state["last_sync"] == {"registered": 2.0, "deregistered": 0.0}
+
+    assert host.diff(provider, id_, state, inputs).changes is False
+    lb.add(pool, "172.17.0.3", 8443)
+    assert host.diff(provider, id_, state, inputs).changes is True
+    assert "tg/shop-443: +1 -0 targets to sync" in host.stderr_text()
+
+    state = host.update(provider, id_, state, inputs)
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443", "172.17.0.3:8443"]
+    assert state["targets"] == {tg: ["172.17.0.1:8443", "172.17.0.2:8443", "172.17.0.3:8443"]}
+
+    elbv2.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": "172.17.0.3", "Port": 8443}])
+    _, refreshed = host.read(provider, id_, state)
+    assert refreshed["targets"] == {tg: ["172.17.0.1:8443", "172.17.0.2:8443"]}
+
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": "10.10.9.9", "Port": 9000}])
+    host.delete(provider, id_, state)
+    assert live(elbv2, tg) == ["10.10.9.9:9000"]
+
+
+def test_a_refused_sync_reaches_the_engine_as_a_clear_error(octavia, target_group, elbv2, host):
+    provider = OctaviaNlbSyncProvider()
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    inputs = host.check(
+        provider,
+        {},
+        {
+            "loadbalancer_id": lb.lb_id,
+            "bindings": [{"pool_id": pool, "target_group_arn": tg}],
+            "vpc_cidrs": [VPC_CIDR],
+            "provider_version": "1",
+        },
+    ).inputs
+    id_, state = host.create(provider, inputs)
+    lb.remove(pool, "172.17.0.1", "172.17.0.2")
+    with pytest.raises(ProviderHostError, match="Octavia lists no serving member"):
+        host.update(provider, id_, state, inputs)
+    assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
