@@ -14,7 +14,8 @@ from components.nlb_mapping import (
     map_listeners,
 )
 from providers.octavia_nlb_sync.octavia import Monitor
-from tools.synth import stack_config, synthesize
+from tests.fixtures.octavia import wait_lb_active
+from tools.synth import ProgramFailed, stack_config, synthesize
 
 HLB = "hybrid-infra:lb:HybridLoadBalancer"
 DNS = "hybrid-infra:dns:WeightedFailover"
@@ -256,3 +257,99 @@ def test_health_check_table(monitor, expected):
 def test_unknown_monitor_type_is_a_clear_error():
     with pytest.raises(MappingError, match="health monitor type SCTP has no NLB equivalent"):
         map_health_check(Monitor("SCTP", 10, 5, 3, 3))
+
+
+# --- adopt mode against the real Octavia API -------------------------------------------------
+
+
+@pytest.fixture
+def prod_cloud(octavia_env, tmp_path, monkeypatch):
+    """A clouds.yaml entry named like prod's `onPrem.cloud`, pointing at the local Octavia."""
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  onprem-prod:\n    auth_type: none\n"
+        f"    load_balancer_endpoint_override: {octavia_env}\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    return clouds
+
+
+def test_adopt_mode_mirrors_a_real_octavia_lb(octavia_conn, project_id, prod_cloud):
+    body = {
+        "name": "adopted",
+        "project_id": project_id,
+        "vip_subnet_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        "listeners": [
+            {
+                "name": "web",
+                "protocol": "HTTP",
+                "protocol_port": 80,
+                "default_pool": {
+                    "name": "web",
+                    "protocol": "HTTP",
+                    "lb_algorithm": "ROUND_ROBIN",
+                    "healthmonitor": {
+                        "type": "HTTP",
+                        "delay": 15,
+                        "timeout": 4,
+                        "max_retries": 4,
+                        "max_retries_down": 2,
+                        "url_path": "/ready",
+                        "expected_codes": "200-204",
+                    },
+                    "members": [{"address": "172.17.3.1", "protocol_port": 8080}],
+                },
+            },
+            {
+                "name": "dns",
+                "protocol": "UDP",
+                "protocol_port": 53,
+                "default_pool": {
+                    "name": "dns",
+                    "protocol": "UDP",
+                    "lb_algorithm": "SOURCE_IP",
+                    "members": [{"address": "172.17.3.1", "protocol_port": 5353}],
+                },
+            },
+        ],
+    }
+    response = octavia_conn.load_balancer.post("/lbaas/loadbalancers", json={"loadbalancer": body})
+    assert response.status_code == 201, response.text
+    lb_id = response.json()["loadbalancer"]["id"]
+    wait_lb_active(octavia_conn, lb_id, timeout=120)
+    pools = {p.name: p.id for p in octavia_conn.load_balancer.pools(loadbalancer_id=lb_id)}
+
+    config, secret_keys = stack_config("prod")
+    lbs = json.loads(config["hybrid-infra:loadBalancers"])
+    lbs[2]["adopt"]["loadbalancerId"] = lb_id
+    config["hybrid-infra:loadBalancers"] = json.dumps(lbs)
+    result = synthesize("prod", config=config, secret_keys=secret_keys, octavia_catalog=None)
+
+    below = descendants(result, hlb(result, "game-gw"))
+    groups = {(g.inputs["protocol"], g.inputs["port"]): g.inputs for g in of(below, TG)}
+    assert set(groups) == {("TCP", 80), ("UDP", 53)}
+    check = groups[("TCP", 80)]["healthCheck"]
+    assert (check["protocol"], check["interval"], check["timeout"]) == ("HTTP", 15, 4)
+    assert (check["healthyThreshold"], check["unhealthyThreshold"]) == (4, 2)
+    assert (check["path"], check["matcher"]) == ("/ready", "200-204")
+    listeners = sorted(
+        (li.inputs["protocol"], li.inputs["port"]) for li in of(below, "aws:lb/listener:Listener")
+    )
+    assert listeners == [("TCP", 80), ("UDP", 53)]
+    (sync,) = of(below, SYNC)
+    assert sync.inputs["loadbalancer_id"] == lb_id
+    assert sorted(b["pool_id"] for b in sync.inputs["bindings"]) == sorted(pools.values())
+    rules = of(below, "openstack:networking/secGroupRule:SecGroupRule")
+    assert {(r.inputs["protocol"], r.inputs["portRangeMin"]) for r in rules} == {
+        ("tcp", 8080),
+        ("udp", 5353),
+    }
+
+
+def test_adopting_an_unknown_lb_names_the_key(prod_cloud):
+    config, secret_keys = stack_config("prod")
+    with pytest.raises(ProgramFailed) as failed:
+        synthesize("prod", config=config, secret_keys=secret_keys, octavia_catalog=None)
+    message = str(failed.value.cause)
+    assert message.startswith("hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Octavia")
+    assert "not found" in message

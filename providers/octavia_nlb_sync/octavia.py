@@ -166,7 +166,7 @@ def _octavia_errors(doing: str) -> Iterator[None]:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
+    return text.splitlines()[0][:300].rstrip(".")
 
 
 def call(fn: Callable[..., T], *args: Any, doing: str) -> T:
