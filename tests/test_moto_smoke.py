@@ -4,9 +4,9 @@
 def test_nlb_with_ip_target_group_round_trips(ec2, elbv2):
     vpc = ec2.create_vpc(CidrBlock="10.10.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.10.{i}.0/24", AvailabilityZone=f"eu-west-1{az}")[
-            "Subnet"
-        ]["SubnetId"]
+        ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.10.{i}.0/24", AvailabilityZone=f"eu-west-1{az}"
+        )["Subnet"]["SubnetId"]
         for i, az in enumerate("ab")
     ]
     nlb = elbv2.create_load_balancer(Name="shop", Type="network", Subnets=subnets)

@@ -17,6 +17,7 @@ from providers.octavia_nlb_sync import elbv2 as elbv2_shell
 from providers.octavia_nlb_sync.octavia import OctaviaUnavailable
 from tests.fixtures.sync_world import VPC_CIDR, live, props, writes
 
+
 @pytest.fixture
 def provider():
     return OctaviaNlbSyncProvider()
