@@ -89,6 +89,16 @@ def _delete(path: str) -> Mutation:
     return apply
 
 
+def _copy(source: str, target: str) -> Mutation:
+    def apply(raw: dict[str, Any]) -> None:
+        node: Any = raw
+        for part in source.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        _set(target, copy.deepcopy(node))(raw)
+
+    return apply
+
+
 def _append_copy(path: str) -> Mutation:
     def apply(raw: dict[str, Any]) -> None:
         node: Any = raw
@@ -158,8 +168,12 @@ BAD = {
         "hybrid-infra:loadBalancers: duplicate name 'shop'",
     ),
     "adopt-and-create": (
-        _set("loadBalancers.2.create", {"vipSubnetId": "9b2c1d7e-3f4a-4b5c-8d6e-7f8091a2b3c4"}),
-        "hybrid-infra:loadBalancers[2].create.listeners: required key is missing",
+        _copy("loadBalancers.0.create", "loadBalancers.2.create"),
+        "hybrid-infra:loadBalancers[2]: Value error, give exactly one of create, adopt",
+    ),
+    "create-without-listeners": (
+        _set("loadBalancers.0.create.listeners", []),
+        "hybrid-infra:loadBalancers[0].create.listeners: Tuple should have at least 1 item",
     ),
     "neither-adopt-nor-create": (
         _delete("loadBalancers.2.adopt"),
