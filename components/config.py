@@ -476,7 +476,8 @@ def _describe(error: ValidationError, path: str, shape: Any) -> list[str]:
     for item in error.errors():
         loc = item["loc"]
         where = path + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        message = item["msg"]
+        # YAML has lists, not tuples; say it in the stack file's words.
+        message = item["msg"].replace("Tuple should", "List should")
         if item["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(str(loc[-1]), _keys_at(shape, loc[:-1]))
         elif item["type"] == "missing":

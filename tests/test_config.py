@@ -173,7 +173,7 @@ BAD = {
     ),
     "create-without-listeners": (
         _set("loadBalancers.0.create.listeners", []),
-        "hybrid-infra:loadBalancers[0].create.listeners: Tuple should have at least 1 item",
+        "hybrid-infra:loadBalancers[0].create.listeners: List should have at least 1 item",
     ),
     "neither-adopt-nor-create": (
         _delete("loadBalancers.2.adopt"),
