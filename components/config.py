@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network
@@ -380,8 +381,14 @@ _FIELDS = {field.alias or name: field for name, field in StackConfig.model_field
 _REQUIRED_TAGS = ("owner", "cost-center", "environment")
 
 
-def parse(raw: Mapping[str, Any]) -> StackConfig:
+Check = Callable[["StackConfig"], list[str]]
+
+
+def parse(raw: Mapping[str, Any], checks: Iterable[Check] = ()) -> StackConfig:
     """Parse the stack's `hybrid-infra:*` values (keys without the namespace) or raise.
+
+    `checks` are rules that belong to a component (GKE naming, Prod placement); they run here,
+    with the rest, so that no resource is registered when any of them fails.
 
     Each top-level key is validated on its own so that one broken key does not hide the
     problems of the others; cross-references are checked once every key has parsed.
@@ -406,12 +413,14 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
         raise ConfigError(problems)
     config = StackConfig.model_validate(parsed)
     problems.extend(_cross_check(config))
+    for check in checks:
+        problems.extend(check(config))
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load() -> StackConfig:
+def load(checks: Iterable[Check] = ()) -> StackConfig:
     """Read every `hybrid-infra:*` key the engine passed to this program, then `parse` it."""
     raw: dict[str, Any] = {}
     every_key = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
@@ -421,7 +430,7 @@ def load() -> StackConfig:
             continue
         value = pulumi.runtime.get_config(full_key)
         raw[key] = _decode(value)
-    return parse(raw)
+    return parse(raw, checks)
 
 
 def _decode(value: Any) -> Any:
@@ -575,9 +584,61 @@ def _cross_check(config: StackConfig) -> list[str]:
             )
     if config.prods and (config.app is None or config.release is None):
         problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
+    problems.extend(_check_prods(config))
     for tag in _REQUIRED_TAGS:
         if tag not in config.tags:
             problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
+    return problems
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+
+
+def _check_prods(config: StackConfig) -> list[str]:
+    """Prod, app and release rules, and where users go while clusters are drained.
+
+    The placement and the release plan are only worked out once every Prod and segment
+    reference resolves; the reference problems are reported above.
+    """
+    # Late import: both modules are built on this one's models.
+    from components import placement, waves
+
+    problems = []
+    for name in sorted(_duplicates(p.lower() for p in config.prods)):
+        clash = sorted(p for p in config.prods if p.lower() == name)
+        problems.append(
+            f"{PROJECT}:prods: {' and '.join(clash)} differ only in case; their Kubernetes "
+            f"namespaces (prod-{name}) would clash"
+        )
+    if config.app is not None:
+        if ":" in config.app.image.rsplit("/", 1)[-1]:
+            problems.append(
+                f"{PROJECT}:app.image: give the image without a tag ({config.app.image!r}); "
+                "each Prod's tag is the release version of its wave"
+            )
+        if int(config.app.max_surge.rstrip("%")) == 0:
+            problems.append(
+                f"{PROJECT}:app.maxSurge: must be above 0: rollouts never take a Pod away "
+                "before its replacement is ready (maxUnavailable is 0), so they need room to surge"
+            )
+    if config.release is not None:
+        for key, version in (
+            ("version", config.release.version),
+            ("previousVersion", config.release.previous_version),
+        ):
+            if not _LABEL_VALUE.match(version):
+                problems.append(
+                    f"{PROJECT}:release.{key}: {version!r} must be an image tag that is also a "
+                    "Kubernetes label value (letters, digits, '.', '_', '-'; at most 63; "
+                    "starts and ends alphanumeric)"
+                )
+    resolved = all(p.cluster in config.cluster_names() for p in config.prods.values()) and all(
+        p in config.prods for s in config.segments for p in s.prods
+    )
+    if resolved:
+        problems.extend(placement.capacity_problems(config))
+        problems.extend(placement.placement_problems(config))
+        problems.extend(waves.release_problems(config))
     return problems
 
 

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_openstack as openstack
 
+from components.clusters import ClusterFleet
 from components.config import StackConfig
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 
@@ -61,8 +62,25 @@ class Platform(pulumi.ComponentResource):
                 }
                 for lb in self.load_balancers
             },
-            "clusters": list(config.cluster_names()),
         }
+        self.fleet = ClusterFleet(
+            "fleet",
+            config,
+            opts=self.protected(providers={"aws": self.aws, "openstack": self.openstack}),
+        )
+        # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
+        self.exports["clusters"] = self.fleet.summary()
+        from components.prod_fleet import ProdFleet, ProdFleetArgs
+
+        # Prods are cattle, built and retired at will, so never protected; config keeps a
+        # Prod that still serves a segment from being removed.
+        self.prods = ProdFleet(
+            "prods",
+            ProdFleetArgs(config=config, clusters=self.fleet.by_name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.exports["releasePlan"] = self.prods.release_plan
+        self.exports["routing"] = self.prods.routing
         self.register_outputs(self.exports)
 
     def protected(self, **kwargs: Any) -> pulumi.ResourceOptions:

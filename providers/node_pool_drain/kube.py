@@ -21,9 +21,10 @@ from providers.node_pool_drain.planner import MIRROR_ANNOTATION, POOL_LABEL, Nod
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 
-# The client picks the first JSON patch type its spec lists, which is `json-patch+json`; a merge
-# document sent under that type is rejected by the API server, so the type is set explicitly.
+# Say what each body is rather than rely on the client: its spec lists `json-patch+json` first
+# for patches, and it sends evictions with no Content-Type at all.
 MERGE_PATCH = "application/strategic-merge-patch+json"
+JSON = "application/json"
 
 
 class KubeUnavailable(Exception):
@@ -117,6 +118,7 @@ class NodePoolApi:
                 pod.namespace,
                 body,
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                _headers={"Content-Type": JSON},
                 _preload_content=False,
             )
         except ApiException as error:

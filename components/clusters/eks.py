@@ -1,0 +1,173 @@
+"""An EKS cluster from plain pulumi-aws resources, through the platform's aws provider.
+
+Why not `pulumi_eks`: it is a multi-language component, so its Python package is only a thin
+client. The resources are made by its own plugin, which runs on Node.js at deploy time. This
+program's runtime is Python alone, and the plugin cannot be unit-tested under Python mocks (the
+mocks would see one opaque `eks:index:Cluster`). Plain `aws.eks` / `aws.iam` resources cost a
+few more lines here and need only the aws provider, which the platform already configures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.clusters.kubeconfig import eks_kubeconfig
+from components.config import AwsConfig, EksClusterSpec
+
+CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+
+
+class EksCluster(pulumi.ComponentResource):
+    """IAM roles, control plane, OIDC provider, managed node groups, kubeconfig and provider."""
+
+    kind: ClassVar[Literal["eks"]] = "eks"
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: EksClusterSpec,
+        aws_config: AwsConfig,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("hybrid-infra:clusters:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        subnets = list(aws_config.subnet_ids)
+
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster-role", assume_role_policy=_trust("eks.amazonaws.com"), opts=child
+        )
+        cluster_policies = _attach(f"{name}-cluster", cluster_role, CLUSTER_POLICIES, child)
+        self.cluster = aws.eks.Cluster(
+            name,
+            role_arn=cluster_role.arn,
+            version=spec.kubernetes_version,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=subnets,
+                # Private for traffic from on-prem over Direct Connect; public for operators.
+                endpoint_private_access=True,
+                endpoint_public_access=True,
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=True,
+            ),
+            enabled_cluster_log_types=["api", "audit", "authenticator"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
+        )
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=self.cluster.identities.apply(_issuer),
+            client_id_lists=["sts.amazonaws.com"],
+            opts=child,
+        )
+
+        node_role = aws.iam.Role(
+            f"{name}-node-role", assume_role_policy=_trust("ec2.amazonaws.com"), opts=child
+        )
+        node_policies = _attach(f"{name}-node", node_role, NODE_POLICIES, child)
+        self.node_groups = [
+            aws.eks.NodeGroup(
+                f"{name}-{group.name}",
+                cluster_name=self.cluster.name,
+                node_role_arn=node_role.arn,
+                subnet_ids=subnets,
+                version=spec.kubernetes_version,
+                instance_types=list(group.instance_types),
+                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                    min_size=group.min_size,
+                    desired_size=group.desired_size,
+                    max_size=group.max_size,
+                ),
+                update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+                labels={"hybrid-infra/node-group": group.name},
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=node_policies,
+                    # Node groups are cattle (a new instance type replaces the group), and the
+                    # cluster autoscaler owns the desired size once the group exists.
+                    protect=False,
+                    ignore_changes=["scalingConfig.desiredSize"],
+                ),
+            )
+            for group in spec.node_groups
+        ]
+
+        self.endpoint = self.cluster.endpoint
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                self.cluster.name,
+                self.cluster.endpoint,
+                self.cluster.certificate_authority.apply(_ca_data),
+            ).apply(
+                lambda values: eks_kubeconfig(
+                    cluster_name=str(values[0] or ""),
+                    endpoint=str(values[1] or ""),
+                    ca_data=str(values[2] or ""),
+                    region=aws_config.region,
+                )
+            )
+        )
+        # Through the provider, workloads deployed on this cluster wait for nodes to run on.
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.node_groups),
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "oidcProviderArn": self.oidc_provider.arn,
+            }
+        )
+
+
+def _trust(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def _attach(
+    prefix: str, role: aws.iam.Role, policies: tuple[str, ...], opts: pulumi.ResourceOptions
+) -> list[pulumi.Resource]:
+    return [
+        aws.iam.RolePolicyAttachment(
+            f"{prefix}-{arn.rsplit('/', 1)[-1]}", role=role.name, policy_arn=arn, opts=opts
+        )
+        for arn in policies
+    ]
+
+
+def _issuer(identities: Any) -> str:
+    """The cluster's OIDC issuer URL (empty until the cluster exists)."""
+    for identity in identities or ():
+        for oidc in identity.oidcs or ():
+            if oidc.issuer:
+                return str(oidc.issuer)
+    return ""
+
+
+def _ca_data(authority: Any) -> str:
+    return str(getattr(authority, "data", None) or "")

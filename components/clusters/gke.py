@@ -1,0 +1,233 @@
+"""A GKE cluster whose nodes live in one node pool per version (or deploy), never upgraded in place.
+
+The seed's rule for zero-downtime node upgrades: create a new pool, cordon and drain the old one,
+delete it. Here the pool's *name* carries its version and deploy id, so a new version in the stack
+file is a new name, which GKE can only apply by replacing the pool. Pulumi replaces
+create-before-delete by default, and a `NodePoolDrain` beside each pool drains the old nodes
+between the two steps. `upgrade: blue-green` instead keeps the name and lets GKE's native
+blue-green upgrade move the nodes; docs/gke-node-pools.md compares the two.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal
+
+import pulumi
+import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
+
+from components.clusters.kubeconfig import gke_kubeconfig
+from components.config import PROJECT, GkeBlueGreen, GkeClusterSpec
+from providers.node_pool_drain import NodePoolDrain
+
+GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+"""GKE cluster and node pool names: lowercase, start with a letter, at most 40 characters."""
+
+
+class GkeCluster(pulumi.ComponentResource):
+    """The control plane (default pool removed), its kubeconfig, a provider, and the node pool."""
+
+    kind: ClassVar[Literal["gke"]] = "gke"
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, spec: GkeClusterSpec, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hybrid-infra:clusters:GkeCluster", name, None, opts)
+        self.cluster = gcp.container.Cluster(
+            name,
+            name=gke_name(name),
+            project=spec.project,
+            location=spec.location,
+            min_master_version=spec.kubernetes_version,
+            # GKE insists on a first pool; it is removed at once so that every node belongs to a
+            # pool this program names and drains.
+            remove_default_node_pool=True,
+            initial_node_count=1,
+            # No release channel: channel clusters force node auto-upgrade, which would change a
+            # pool's version behind its name.
+            release_channel=gcp.container.ClusterReleaseChannelArgs(channel="UNSPECIFIED"),
+            # Pulumi's `protect` (on in prod) is the guard; GKE's own flag would make every
+            # replacement or dev teardown fail half-way.
+            deletion_protection=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.endpoint = self.cluster.endpoint
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                self.cluster.endpoint,
+                self.cluster.master_auth.apply(
+                    lambda auth: str(getattr(auth, "cluster_ca_certificate", None) or "")
+                ),
+            ).apply(
+                lambda values: gke_kubeconfig(
+                    context=f"gke_{spec.project}_{spec.location}_{gke_name(name)}",
+                    endpoint=str(values[0] or ""),
+                    ca_data=str(values[1] or ""),
+                )
+            )
+        )
+        self.node_pool = BlueGreenNodePool(
+            f"{name}-pool",
+            cluster_key=name,
+            cluster=self.cluster,
+            spec=spec,
+            kubeconfig=self.kubeconfig,
+            # Pools are cattle: a protected pool could never be replaced by the next version.
+            opts=pulumi.ResourceOptions(parent=self, protect=False),
+        )
+        # Through the provider, workloads wait for the pool and its drain's Ready-node gate.
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pool]),
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "nodePool": self.node_pool.pool_name,
+            }
+        )
+
+
+class BlueGreenNodePool(pulumi.ComponentResource):
+    """One GKE node pool named after its version/deploy, and the drain that guards its lifecycle."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cluster_key: str,
+        cluster: gcp.container.Cluster,
+        spec: GkeClusterSpec,
+        kubeconfig: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("hybrid-infra:clusters:BlueGreenNodePool", name, None, opts)
+        pool = spec.node_pool
+        self.pool_name = node_pool_name(cluster_key, spec)
+        # Nothing here sets delete_before_replace: when the name changes, the new pool must be
+        # up (and its drain created) before the old pool's drain runs and the old pool goes.
+        self.pool = gcp.container.NodePool(
+            f"{cluster_key}-nodepool",
+            name=self.pool_name,
+            cluster=cluster.name,
+            project=spec.project,
+            location=spec.location,
+            version=pool.version,
+            node_count=pool.node_count,
+            node_config=gcp.container.NodePoolNodeConfigArgs(
+                machine_type=pool.machine_type,
+                labels={"hybrid-infra/pool-version": _label_value(pool.version)},
+                oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+            ),
+            management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=False),
+            upgrade_settings=upgrade_settings(spec),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                custom_timeouts=pulumi.CustomTimeouts(update=blue_green_update_timeout(spec)),
+            ),
+        )
+        # depends_on the pool makes Pulumi delete this drain, which drains, before the pool.
+        self.drain = NodePoolDrain(
+            f"{cluster_key}-nodepool-drain",
+            pool_name=self.pool_name,
+            kubeconfig=kubeconfig,
+            min_ready_nodes=pool.min_ready_nodes or pool.node_count,
+            ready_timeout_seconds=pool.ready_timeout_seconds,
+            drain_timeout_seconds=pool.drain_timeout_seconds,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pool]),
+        )
+        self.register_outputs({"poolName": self.pool_name})
+
+
+def node_pool_name(cluster_key: str, spec: GkeClusterSpec) -> str:
+    """`g-1-30-5-gke-1014-r42`: cluster, then the version (pool-per-version only), then deploy id.
+
+    Under `blue-green` the version stays out of the name, so that a new version is an in-place
+    update which GKE carries out as its own blue-green upgrade.
+    """
+    parts = [_dns_label(cluster_key)]
+    if spec.upgrade == "pool-per-version":
+        parts.append(_dns_label(spec.node_pool.version))
+    else:
+        parts.append("pool")
+    if spec.node_pool.deploy_id:
+        parts.append(spec.node_pool.deploy_id)
+    return "-".join(parts)
+
+
+def gke_name(cluster_key: str) -> str:
+    return _dns_label(cluster_key)
+
+
+def upgrade_settings(spec: GkeClusterSpec) -> gcp.container.NodePoolUpgradeSettingsArgs:
+    """SURGE (one extra node, none unavailable) for pool-per-version; GKE's BLUE_GREEN otherwise."""
+    if spec.upgrade != "blue-green":
+        return gcp.container.NodePoolUpgradeSettingsArgs(
+            strategy="SURGE", max_surge=1, max_unavailable=0
+        )
+    blue_green = spec.blue_green or GkeBlueGreen()
+    by_count = blue_green.batch_node_count
+    if by_count is None and blue_green.batch_percentage is None:
+        by_count = 1
+    return gcp.container.NodePoolUpgradeSettingsArgs(
+        strategy="BLUE_GREEN",
+        blue_green_settings=gcp.container.NodePoolUpgradeSettingsBlueGreenSettingsArgs(
+            node_pool_soak_duration=f"{blue_green.soak_duration_seconds}s",
+            standard_rollout_policy=gcp.container.NodePoolUpgradeSettingsBlueGreenSettingsStandardRolloutPolicyArgs(
+                batch_percentage=blue_green.batch_percentage,
+                batch_node_count=by_count,
+                batch_soak_duration=f"{blue_green.batch_soak_duration_seconds}s",
+            ),
+        ),
+    )
+
+
+def blue_green_update_timeout(spec: GkeClusterSpec) -> str | None:
+    """How long `pulumi up` may wait for a native blue-green upgrade (None: provider default).
+
+    The update returns only after every batch drained and soaked and the blue nodes soaked
+    again, which outlasts the provider's default 30 minutes; each batch also gets GKE's one-hour
+    budget for graceful Pod termination.
+    """
+    if spec.upgrade != "blue-green":
+        return None
+    blue_green = spec.blue_green or GkeBlueGreen()
+    batches = spec.node_pool.node_count  # the worst case: one node per batch
+    seconds = blue_green.soak_duration_seconds + batches * (
+        blue_green.batch_soak_duration_seconds + 3600
+    )
+    return f"{seconds // 60 + 30}m"
+
+
+def gke_problems(cluster_key: str, spec: GkeClusterSpec) -> list[str]:
+    """Config mistakes the config model does not catch, with their key paths."""
+    path = f"{PROJECT}:clusters.{cluster_key}"
+    problems = []
+    for what, value in (
+        ("cluster", gke_name(cluster_key)),
+        ("pool", node_pool_name(cluster_key, spec)),
+    ):
+        if not GKE_NAME.match(value):
+            problems.append(
+                f"{path}: the GKE {what} name would be {value!r}; GKE needs 1-40 lowercase "
+                "letters, digits or hyphens starting with a letter (shorten the cluster name "
+                "or the deploy id)"
+            )
+    bg = spec.blue_green
+    if bg is not None and bg.batch_percentage is not None and bg.batch_node_count is not None:
+        problems.append(f"{path}.blueGreen: give batchPercentage or batchNodeCount, not both")
+    return problems
+
+
+def _dns_label(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _label_value(version: str) -> str:
+    """Kubernetes label values allow dots but not `+`; GKE versions fit as they are."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", version)

@@ -1,0 +1,78 @@
+"""An on-prem Kubernetes cluster: OpenStack Magnum, through the platform's openstack provider."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_openstack as openstack
+
+from components.clusters.kubeconfig import magnum_kubeconfig
+from components.config import OnPremClusterSpec, OnPremConfig
+
+
+class OnPremCluster(pulumi.ComponentResource):
+    """A Magnum template + cluster, its kubeconfig (secret) and a Kubernetes provider for it.
+
+    The openstack provider comes from the parent's `providers` (the platform's explicit one), so
+    nothing here talks to a default provider.
+    """
+
+    kind: ClassVar[Literal["onprem"]] = "onprem"
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: OnPremClusterSpec,
+        on_prem: OnPremConfig,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("hybrid-infra:clusters:OnPremCluster", name, None, opts)
+        # A template is cheap and a new Kubernetes version or image means a new one; protecting
+        # it would turn every upgrade into a "resource is protected" error.
+        self.template = openstack.containerinfra.ClusterTemplate(
+            f"{name}-template",
+            coe="kubernetes",
+            image=spec.template_image,
+            flavor=spec.flavor,
+            master_flavor=spec.master_flavor,
+            external_network_id=(
+                str(on_prem.external_network_id) if on_prem.external_network_id else None
+            ),
+            network_driver="calico",
+            docker_storage_driver="overlay2",
+            master_lb_enabled=spec.master_count > 1,
+            # Reached over Direct Connect from the VPC, so no floating IPs on the nodes.
+            floating_ip_enabled=False,
+            labels=magnum_labels(spec),
+            opts=pulumi.ResourceOptions(parent=self, protect=False),
+        )
+        self.cluster = openstack.containerinfra.Cluster(
+            name,
+            cluster_template_id=self.template.id,
+            master_count=spec.master_count,
+            master_flavor=spec.master_flavor,
+            flavor=spec.flavor,
+            node_count=spec.node_count,
+            keypair=spec.keypair,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.endpoint = self.cluster.api_address
+        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig.apply(magnum_kubeconfig))
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"endpoint": self.endpoint, "kubeconfig": self.kubeconfig})
+
+
+def magnum_labels(spec: OnPremClusterSpec) -> dict[str, str]:
+    """Template labels. The config pins the Kubernetes minor only, so the `.0` patch is used."""
+    return {
+        "kube_tag": f"v{spec.kubernetes_version}.0",
+        "auto_healing_enabled": "true",
+    }

@@ -1,0 +1,386 @@
+"""Kubernetes clusters as cattle, seen through the real program and stack files under mocks.
+
+Clusters A (on-prem, with an EKS twin), B (EKS), C (on-prem) and G (GKE) exist; each has its
+own Kubernetes provider fed a secret kubeconfig; GKE's node pool carries its version in its name
+and has a drain that depends on it; nothing deletes before replacing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _sync_await
+
+from components.clusters.fleet import ClusterFleet, twin_spec
+from components.clusters.gke import blue_green_update_timeout, node_pool_name
+from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
+from components.config import ConfigError, GkeClusterSpec, parse
+from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
+
+NS = "hybrid-infra:"
+DRAIN = "pulumi-python:dynamic/hybrid-infra:NodePoolDrain"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+COMPONENTS = {
+    "onprem": "hybrid-infra:clusters:OnPremCluster",
+    "eks": "hybrid-infra:clusters:EksCluster",
+    "gke": "hybrid-infra:clusters:GkeCluster",
+}
+CLUSTER_RESOURCES = {
+    "onprem": "openstack:containerinfra/cluster:Cluster",
+    "eks": "aws:eks/cluster:Cluster",
+    "gke": "gcp:container/cluster:Cluster",
+}
+
+
+@pytest.fixture(scope="module")
+def prod() -> Synthesis:
+    """One read-only run of the prod stack, shared by the tests that only look at it."""
+    return synthesize("prod")
+
+
+def prod_raw() -> dict[str, Any]:
+    config, _ = stack_config("prod")
+    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
+
+
+def with_raw(mutate: Callable[[dict[str, Any]], None]) -> tuple[dict[str, str], list[str]]:
+    """The prod stack in engine form, with `mutate` applied to its hybrid-infra values."""
+    config, secret_keys = stack_config("prod")
+    raw = prod_raw()
+    mutate(raw)
+    config = {k: v for k, v in config.items() if not k.startswith(NS)}
+    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
+    return config, secret_keys
+
+
+def only(resources: list[Registered]) -> Registered:
+    assert len(resources) == 1, [r.name for r in resources]
+    return resources[0]
+
+
+def component(result: Synthesis, name: str) -> Registered:
+    return only([r for r in result.resources if r.name == name and r.type in COMPONENTS.values()])
+
+
+def descendants(result: Synthesis, root: Registered) -> list[Registered]:
+    found, frontier = [], [root.urn]
+    while frontier:
+        children = [r for r in result.resources if r.parent in frontier]
+        found.extend(children)
+        frontier = [c.urn for c in children]
+    return found
+
+
+def unwrap(value: Any) -> Any:
+    return value["value"] if rpc.is_rpc_secret(value) else value
+
+
+# --- the fleet ---------------------------------------------------------------------------------
+
+
+def test_prod_builds_clusters_a_b_c_g_and_the_twin_of_a(prod):
+    expected = {"A": "onprem", "B": "eks", "C": "onprem", "G": "gke", "A-eks": "eks"}
+    for name, kind in expected.items():
+        assert component(prod, name).type == COMPONENTS[kind]
+        real = [r for r in descendants(prod, component(prod, name)) if r.custom]
+        assert any(r.type == CLUSTER_RESOURCES[kind] for r in real), name
+    assert set(prod.outputs["clusters"]) == set(expected)
+    assert {n: c["kind"] for n, c in prod.outputs["clusters"].items()} == expected
+    assert prod.outputs["clusters"]["A-eks"]["twinOf"] == "A"
+
+
+def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod, synth):
+    eks = only([r for r in prod.of_type(CLUSTER_RESOURCES["eks"]) if r.name == "A-eks"])
+    assert eks.inputs["version"] == parse(prod_raw()).clusters["A"].kubernetes_version
+
+    def upgrade_a(raw: dict[str, Any]) -> None:
+        raw["clusters"]["A"]["kubernetesVersion"] = "1.31"
+
+    config, secret_keys = with_raw(upgrade_a)
+    upgraded = synth("prod", config=config, secret_keys=secret_keys)
+    versions = {r.name: r.inputs["version"] for r in upgraded.of_type(CLUSTER_RESOURCES["eks"])}
+    assert versions == {"A-eks": "1.31", "B": "1.30"}
+    template = upgraded.named("A-template")
+    assert template.inputs["labels"]["kube_tag"].startswith("v1.31.")
+
+
+def test_only_onprem_clusters_that_ask_for_a_twin_get_one(prod):
+    assert not [r for r in prod.resources if r.name in ("C-eks", "B-eks", "G-eks")]
+    spec = parse(prod_raw()).clusters["A"]
+    twin = twin_spec(spec)  # type: ignore[arg-type]
+    assert twin.kubernetes_version == spec.kubernetes_version
+    assert twin.node_groups[0].desired_size == spec.node_count  # type: ignore[union-attr]
+
+
+def test_each_cluster_has_its_own_kubernetes_provider_parented_under_it(prod):
+    for name in ("A", "B", "C", "G", "A-eks"):
+        cluster = component(prod, name)
+        providers = [r for r in prod.children(cluster) if r.type == K8S_PROVIDER]
+        assert [p.name for p in providers] == [f"{name}-kubernetes"]
+
+
+def test_cluster_resources_go_through_the_platforms_explicit_providers(prod):
+    aws_provider = only([r for r in prod.of_type("pulumi:providers:aws") if r.name == "aws"])
+    openstack = only(prod.of_type("pulumi:providers:openstack"))
+    for cluster in ("A", "C"):
+        real = [r for r in descendants(prod, component(prod, cluster)) if r.custom]
+        magnum = [r for r in real if r.type.startswith("openstack:")]
+        assert len(magnum) == 2
+        assert all(r.provider and r.provider.startswith(openstack.urn) for r in magnum)
+    for cluster in ("B", "A-eks"):
+        real = [r for r in descendants(prod, component(prod, cluster)) if r.type.startswith("aws:")]
+        assert {r.type for r in real} >= {
+            "aws:eks/cluster:Cluster",
+            "aws:eks/nodeGroup:NodeGroup",
+            "aws:iam/role:Role",
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        }
+        assert all(r.provider and r.provider.startswith(aws_provider.urn) for r in real)
+
+
+def test_eks_node_groups_and_subnets_come_from_config(prod):
+    config = parse(prod_raw())
+    groups = {r.name: r.inputs for r in prod.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert set(groups) == {"B-general", "A-eks-twin"}
+    general = groups["B-general"]
+    assert general["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
+    assert general["scalingConfig"] == {"minSize": 3, "desiredSize": 4, "maxSize": 12}
+    assert general["subnetIds"] == list(config.aws.subnet_ids)
+    cluster = only([r for r in prod.of_type("aws:eks/cluster:Cluster") if r.name == "B"])
+    assert cluster.inputs["vpcConfig"]["subnetIds"] == list(config.aws.subnet_ids)
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_every_kubeconfig_reaches_its_consumers_as_a_secret(prod):
+    providers = prod.of_type(K8S_PROVIDER)
+    assert len(providers) == 5
+    for provider in providers:
+        assert rpc.is_rpc_secret(provider.inputs["kubeconfig"]), provider.name
+    drain = only(prod.of_type(DRAIN))
+    assert rpc.is_rpc_secret(drain.inputs["kubeconfig"])
+
+
+def test_exports_name_clusters_without_any_kubeconfig(prod):
+    # The EKS kubeconfig text is known even under mocks, so its absence below means something.
+    eks = unwrap(prod.named("B-kubernetes").inputs["kubeconfig"])
+    assert "get-token" in eks
+    exported = json.dumps(prod.outputs, default=str)
+    assert "get-token" not in exported
+    assert "kubeconfig" not in exported.lower()
+    for cluster in prod.outputs["clusters"].values():
+        assert set(cluster) <= {"kind", "endpoint", "twinOf"}
+
+
+def test_fleet_exposes_every_cluster_by_name_with_a_secret_kubeconfig():
+    """The handle Prods will use: `fleet.by_name["A-eks"].provider` and friends."""
+    config = parse(prod_raw())
+    seen: dict[str, Any] = {}
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+            return f"{args.name}-id", dict(args.inputs)
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, None]:
+            return {}, None
+
+    @pulumi.runtime.test
+    def build() -> None:
+        fleet = ClusterFleet("fleet", config)
+        seen["kinds"] = {name: h.kind for name, h in fleet.by_name.items()}
+        seen["providers"] = {type(h.provider).__name__ for h in fleet.by_name.values()}
+        seen["secret"] = {
+            name: _sync_await(h.kubeconfig.is_secret()) for name, h in fleet.by_name.items()
+        }
+
+    def run() -> None:
+        pulumi.runtime.set_mocks(Mocks(), project="hybrid-infra", stack="prod", preview=False)
+        build()
+
+    contextvars.Context().run(run)
+    assert seen["kinds"] == {"A": "onprem", "B": "eks", "C": "onprem", "G": "gke", "A-eks": "eks"}
+    assert list(seen["kinds"]) == list(config.cluster_names())
+    assert seen["providers"] == {"Provider"}
+    assert all(seen["secret"].values()), seen["secret"]
+
+
+# --- protection ---------------------------------------------------------------------------------
+
+
+def test_prod_protects_clusters_but_never_the_cattle_that_replacement_must_delete(prod, synth):
+    for kind, type_ in CLUSTER_RESOURCES.items():
+        assert all(r.protect for r in prod.of_type(type_)), kind
+    cattle = (
+        "gcp:container/nodePool:NodePool",
+        DRAIN,
+        "aws:eks/nodeGroup:NodeGroup",
+        "openstack:containerinfra/clusterTemplate:ClusterTemplate",
+    )
+    for type_ in cattle:
+        assert prod.of_type(type_), type_
+        assert not any(r.protect for r in prod.of_type(type_)), type_
+    dev = synth("dev")
+    assert dev.of_type(CLUSTER_RESOURCES["onprem"])
+    assert not any(r.protect for r in dev.resources if r.type in CLUSTER_RESOURCES.values())
+
+
+# --- GKE node pools -----------------------------------------------------------------------------
+
+
+def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
+    pools = prod.of_type("gcp:container/nodePool:NodePool")
+    assert pools
+    for pool in pools:
+        drains = [d for d in prod.of_type(DRAIN) if d.inputs["pool_name"] == pool.inputs["name"]]
+        drain = only(drains)
+        assert pool.urn in drain.dependencies
+        assert drain.parent == pool.parent
+        assert drain.inputs["min_ready_nodes"] == 3
+        assert drain.inputs["drain_timeout_seconds"] == 1200
+        assert drain.inputs["provider_version"]
+
+
+def test_pool_name_carries_version_and_deploy_id(prod):
+    pool = only(prod.of_type("gcp:container/nodePool:NodePool"))
+    assert pool.inputs["name"] == "g-1-30-5-gke-1014-r42"
+    assert pool.inputs["version"] == "1.30.5-gke.1014"
+    assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": False}
+    cluster = only(prod.of_type(CLUSTER_RESOURCES["gke"]))
+    assert cluster.inputs["removeDefaultNodePool"] is True
+    assert cluster.inputs["releaseChannel"] == {"channel": "UNSPECIFIED"}
+
+
+def test_new_pool_version_renames_the_pool_and_nothing_deletes_before_replacing(prod, synth):
+    def new_version(raw: dict[str, Any]) -> None:
+        raw["clusters"]["G"]["nodePool"].update(version="1.30.6-gke.1100", deployId="r43")
+
+    config, secret_keys = with_raw(new_version)
+    upgraded = synth("prod", config=config, secret_keys=secret_keys)
+    before = only(prod.of_type("gcp:container/nodePool:NodePool"))
+    after = only(upgraded.of_type("gcp:container/nodePool:NodePool"))
+    # Same logical resource, new physical name: the engine must replace the pool.
+    assert after.urn == before.urn
+    assert after.inputs["name"] == "g-1-30-6-gke-1100-r43" != before.inputs["name"]
+    assert only(upgraded.of_type(DRAIN)).inputs["pool_name"] == after.inputs["name"]
+    for result in (prod, upgraded):
+        for type_ in ("gcp:container/nodePool:NodePool", DRAIN):
+            assert result.of_type(type_)
+            assert not any(r.delete_before_replace for r in result.of_type(type_)), type_
+
+
+def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings(synth):
+    def blue_green(version: str) -> Callable[[dict[str, Any]], None]:
+        def mutate(raw: dict[str, Any]) -> None:
+            raw["clusters"]["G"]["upgrade"] = "blue-green"
+            raw["clusters"]["G"]["blueGreen"] = {
+                "soakDurationSeconds": 1800,
+                "batchPercentage": 0.25,
+            }
+            raw["clusters"]["G"]["nodePool"]["version"] = version
+
+        return mutate
+
+    pools = []
+    for version in ("1.30.5-gke.1014", "1.30.6-gke.1100"):
+        config, secret_keys = with_raw(blue_green(version))
+        result = synth("prod", config=config, secret_keys=secret_keys)
+        pools.append(only(result.of_type("gcp:container/nodePool:NodePool")))
+    assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r42"
+    assert [p.inputs["version"] for p in pools] == ["1.30.5-gke.1014", "1.30.6-gke.1100"]
+    settings = pools[0].inputs["upgradeSettings"]
+    assert settings["strategy"] == "BLUE_GREEN"
+    assert settings["blueGreenSettings"]["nodePoolSoakDuration"] == "1800s"
+    rollout = settings["blueGreenSettings"]["standardRolloutPolicy"]
+    assert rollout["batchPercentage"] == 0.25
+    assert "batchNodeCount" not in rollout
+
+
+def test_blue_green_with_two_batch_policies_is_a_config_error_with_its_key_path(synth):
+    def both(raw: dict[str, Any]) -> None:
+        raw["clusters"]["G"]["upgrade"] = "blue-green"
+        raw["clusters"]["G"]["blueGreen"] = {"batchPercentage": 0.5, "batchNodeCount": 2}
+
+    config, secret_keys = with_raw(both)
+    with pytest.raises(ProgramFailed) as failed:
+        synth("prod", config=config, secret_keys=secret_keys)
+    assert isinstance(failed.value.cause, ConfigError)
+    assert failed.value.cause.problems == [
+        "hybrid-infra:clusters.G.blueGreen: give batchPercentage or batchNodeCount, not both"
+    ]
+    assert failed.value.registered == ()
+
+
+def test_pool_names_follow_gke_naming_rules():
+    spec = GkeClusterSpec.model_validate(
+        {
+            "kind": "gke",
+            "project": "hybrid-prod-31337",
+            "location": "asia-northeast1",
+            "kubernetesVersion": "1.30",
+            "nodePool": {"version": "1.30"},
+        }
+    )
+    assert node_pool_name("G", spec) == "g-1-30"
+    assert node_pool_name("Games_EU", spec) == "games-eu-1-30"
+
+
+# --- kubeconfigs ------------------------------------------------------------------------------
+
+
+def test_eks_kubeconfig_gets_a_token_from_the_aws_cli_for_that_cluster():
+    text = eks_kubeconfig(
+        cluster_name="A-eks-1a2b3c",
+        endpoint="https://ABC.gr7.ap-northeast-1.eks.amazonaws.com",
+        ca_data="LS0tQ0E=",
+        region="ap-northeast-1",
+    )
+    document = yaml.safe_load(text)
+    cluster = document["clusters"][0]["cluster"]
+    assert cluster == {
+        "server": "https://ABC.gr7.ap-northeast-1.eks.amazonaws.com",
+        "certificate-authority-data": "LS0tQ0E=",
+    }
+    command = document["users"][0]["user"]["exec"]
+    assert command["command"] == "aws"
+    assert command["args"] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "A-eks-1a2b3c",
+        "--region",
+        "ap-northeast-1",
+    ]
+    assert document["current-context"] == "A-eks-1a2b3c"
+
+
+def test_gke_kubeconfig_uses_https_and_the_gcloud_plugin():
+    document = yaml.safe_load(
+        gke_kubeconfig(context="gke_p_l_g", endpoint="34.1.2.3", ca_data="Q0E=")
+    )
+    assert document["clusters"][0]["cluster"]["server"] == "https://34.1.2.3"
+    assert document["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+
+
+def test_magnum_kubeconfig_is_the_providers_raw_config():
+    assert magnum_kubeconfig({"raw_config": "apiVersion: v1\n", "host": "h"}) == "apiVersion: v1\n"
+    assert magnum_kubeconfig(None) == ""
+
+
+def test_native_blue_green_gets_an_update_timeout_that_outlasts_its_soaks():
+    raw = prod_raw()["clusters"]["G"]
+    pool_per_version = GkeClusterSpec.model_validate(raw)
+    assert blue_green_update_timeout(pool_per_version) is None
+    blue_green = GkeClusterSpec.model_validate(
+        {**raw, "upgrade": "blue-green", "blueGreen": {"soakDurationSeconds": 7200}}
+    )
+    minutes = int(blue_green_update_timeout(blue_green).removesuffix("m"))
+    # Two hours of pool soak plus, per node batch, its soak and GKE's hour of draining.
+    assert minutes * 60 > 7200 + 3 * (60 + 3600)
