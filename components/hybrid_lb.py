@@ -7,7 +7,7 @@ fails. The sync keeps the NLB's targets equal to Octavia's members on every `pul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
 
 import pulumi
@@ -142,20 +142,9 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 lb_method=li.pool.algorithm,
                 opts=opts,
             )
-            monitor = li.pool.health_monitor
+            monitor = _monitor(li.pool.health_monitor)
             if monitor is not None:
-                openstack.loadbalancer.Monitor(
-                    key,
-                    pool_id=pool.id,
-                    type=monitor.type,
-                    delay=monitor.delay,
-                    timeout=monitor.timeout,
-                    max_retries=monitor.max_retries,
-                    max_retries_down=monitor.max_retries_down,
-                    url_path=monitor.url_path,
-                    expected_codes=monitor.expected_codes,
-                    opts=opts,
-                )
+                openstack.loadbalancer.Monitor(key, pool_id=pool.id, **asdict(monitor), opts=opts)
             for member in li.pool.members:
                 openstack.loadbalancer.Member(
                     f"{key}-{member.address}-{member.port}",
@@ -175,7 +164,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                     port=li.port,
                     pool_key=key,
                     pool_protocol=li.pool.protocol,
-                    monitor=_monitor(monitor),
+                    monitor=monitor,
                 )
             )
         return OctaviaSide(lb.id, lb.vip_address, tuple(listeners), pool_ids, frozenset(ports))
@@ -353,14 +342,5 @@ def _transports(protocol: str) -> tuple[str, ...]:
 
 
 def _monitor(monitor: HealthMonitor | None) -> octavia.Monitor | None:
-    if monitor is None:
-        return None
-    return octavia.Monitor(
-        type=monitor.type,
-        delay=monitor.delay,
-        timeout=monitor.timeout,
-        max_retries=monitor.max_retries,
-        max_retries_down=monitor.max_retries_down,
-        url_path=monitor.url_path,
-        expected_codes=monitor.expected_codes,
-    )
+    """The config's monitor in the shape Octavia reads return (the same field names)."""
+    return None if monitor is None else octavia.Monitor(**monitor.model_dump())
