@@ -294,13 +294,13 @@ def test_check_names_the_bad_property(provider, change, prop):
 
 
 def test_check_rejects_a_duplicate_binding_and_tolerates_unknowns(provider):
-    from pulumi.runtime import rpc
+    from pulumi.output import Unknown
 
     arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop/0123456789abcdef"
     pool = str(uuid.uuid4())
     duplicate = props(str(uuid.uuid4()), (pool, arn), (pool, arn))
     assert [f.property for f in provider.check({}, duplicate).failures] == ["bindings[1]"]
-    unknown = props(rpc.UNKNOWN, (pool, rpc.UNKNOWN))
+    unknown = props(Unknown(), (pool, Unknown()))
     assert provider.check({}, unknown).failures == []
     assert provider.diff("id", {}, unknown).changes is True
 

@@ -30,8 +30,8 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.runtime import rpc
 
+from providers.inputs import changed_inputs, known, with_defaults
 from providers.node_pool_drain.kube import Eviction, KubeUnavailable, NodePoolApi
 from providers.node_pool_drain.planner import (
     POOL_LABEL,
@@ -129,13 +129,11 @@ class NodePoolDrainProvider(ResourceProvider):
     """Create waits for Ready nodes; delete cordons and drains; nothing else touches the API."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {**DEFAULTS, **{k: v for k, v in news.items() if v is not None}}
+        inputs = with_defaults(news, DEFAULTS)
         return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [
-            k for k in INPUTS if olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))
-        ]
+        changed = changed_inputs(olds, news, INPUTS, DEFAULTS)
         replaces = [k for k in REPLACE_ON if k in changed]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
@@ -301,19 +299,19 @@ def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Input problems as (property, reason); values unknown at preview are not judged."""
     failures: list[tuple[str, str]] = []
     pool = inputs.get("pool_name")
-    if _known(pool) and not (isinstance(pool, str) and pool):
+    if known(pool) and not (isinstance(pool, str) and pool):
         failures.append(("pool_name", "must be the node pool's name"))
     kubeconfig = inputs.get("kubeconfig")
-    if kubeconfig is None or (_known(kubeconfig) and not isinstance(kubeconfig, str)):
+    if kubeconfig is None or (known(kubeconfig) and not isinstance(kubeconfig, str)):
         failures.append(("kubeconfig", "required: the cluster's kubeconfig (a secret)"))
     wanted = inputs.get("min_ready_nodes")
-    if _known(wanted) and not (_is_number(wanted) and wanted >= 1 and wanted == int(wanted)):
+    if known(wanted) and not (_is_number(wanted) and wanted >= 1 and wanted == int(wanted)):
         failures.append(
             ("min_ready_nodes", f"must be a whole number of at least 1, got {wanted!r}")
         )
     for key in ("ready_timeout_seconds", "drain_timeout_seconds", "poll_seconds"):
         value = inputs.get(key)
-        if _known(value) and not (_is_number(value) and value > 0):
+        if known(value) and not (_is_number(value) and value > 0):
             failures.append((key, f"must be a positive number of seconds, got {value!r}"))
     return failures
 
@@ -339,10 +337,6 @@ def _cordoned_summary(pool: str, nodes: int, skipped: Iterable[tuple[Pod, Skip]]
         counts[kinds[reason]] = counts.get(kinds[reason], 0) + 1
     left = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
     return f"pool {pool}: {nodes} node(s) cordoned; pods left in place: {left}"
-
-
-def _known(value: Any) -> bool:
-    return not rpc.contains_unknowns(value)
 
 
 def _is_number(value: Any) -> TypeGuard[float]:

@@ -23,9 +23,8 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
 
+from providers.inputs import changed_inputs, known, with_defaults
 from providers.octavia_nlb_sync import elbv2, octavia
 from providers.octavia_nlb_sync.planner import (
     GroupPlan,
@@ -97,14 +96,12 @@ class OctaviaNlbSyncProvider(ResourceProvider):
     """Registers Octavia pool members as NLB targets; never removes what it did not add."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {**DEFAULTS, **{k: v for k, v in news.items() if v is not None}}
+        inputs = with_defaults(news, DEFAULTS)
         return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [
-            k for k in INPUTS if olds.get(k, DEFAULTS.get(k)) != news.get(k, DEFAULTS.get(k))
-        ]
-        if _has_unknowns(news):
+        changed = changed_inputs(olds, news, INPUTS, DEFAULTS)
+        if not known(news):
             return DiffResult(changes=True, replaces=[], delete_before_replace=False)
         spec = SyncSpec.from_props(news)
         plans = _plan(spec, _owned(olds), elbv2.client(spec.aws_region))
@@ -187,11 +184,11 @@ def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
     lb_id = inputs.get("loadbalancer_id")
     if lb_id is None:
         bad("loadbalancer_id", "required: the Octavia load balancer UUID")
-    elif _known(lb_id) and not (isinstance(lb_id, str) and UUID.match(lb_id)):
+    elif known(lb_id) and not (isinstance(lb_id, str) and UUID.match(lb_id)):
         bad("loadbalancer_id", f"must be an Octavia load balancer UUID, got {lb_id!r}")
 
     bindings = inputs.get("bindings")
-    if not _known(bindings):
+    if not known(bindings):
         pass
     elif not isinstance(bindings, list) or not bindings:
         bad("bindings", "must be a non-empty list of {pool_id, target_group_arn}")
@@ -199,20 +196,20 @@ def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         failures.extend(_validate_bindings(bindings))
 
     cidrs = inputs.get("vpc_cidrs")
-    if _known(cidrs):
+    if known(cidrs):
         if not isinstance(cidrs, list) or not cidrs:
             bad("vpc_cidrs", "must be a non-empty list of the VPC's CIDRs")
         else:
             for i, cidr in enumerate(cidrs):
-                if _known(cidr) and not _is_cidr(cidr):
+                if known(cidr) and not _is_cidr(cidr):
                     bad(f"vpc_cidrs[{i}]", f"not an IPv4 CIDR: {cidr!r}")
 
     fraction = inputs.get("max_deregister_fraction")
-    if _known(fraction) and not (
+    if known(fraction) and not (
         isinstance(fraction, int | float) and not isinstance(fraction, bool) and 0 <= fraction <= 1
     ):
         bad("max_deregister_fraction", f"must be a number from 0 to 1, got {fraction!r}")
-    if _known(inputs.get("owns_target_groups")) and not isinstance(
+    if known(inputs.get("owns_target_groups")) and not isinstance(
         inputs.get("owns_target_groups"), bool
     ):
         bad("owns_target_groups", "must be true or false")
@@ -228,11 +225,11 @@ def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
             failures.append((where, "must be {pool_id, target_group_arn}"))
             continue
         pool_id, arn = binding.get("pool_id"), binding.get("target_group_arn")
-        if _known(pool_id) and not (isinstance(pool_id, str) and UUID.match(pool_id)):
+        if known(pool_id) and not (isinstance(pool_id, str) and UUID.match(pool_id)):
             failures.append((f"{where}.pool_id", f"must be an Octavia pool UUID, got {pool_id!r}"))
-        if _known(arn) and not (isinstance(arn, str) and TARGET_GROUP_ARN.match(arn)):
+        if known(arn) and not (isinstance(arn, str) and TARGET_GROUP_ARN.match(arn)):
             failures.append((f"{where}.target_group_arn", f"not a target group ARN: {arn!r}"))
-        if _known(pool_id) and _known(arn) and (pool_id, arn) in seen:
+        if known(pool_id) and known(arn) and (pool_id, arn) in seen:
             failures.append((where, f"pool {pool_id} is bound to {arn} twice"))
         seen.add((pool_id, arn))
     return failures
@@ -305,19 +302,6 @@ def _live_or_empty(client: Any, arn: str) -> frozenset[str]:
             pulumi.log.info(f"{target_group_label(arn)}: target group is gone; nothing to release")
             return frozenset()
         raise
-
-
-def _known(value: Any) -> bool:
-    """Preview values the engine cannot know yet arrive as a sentinel or an `Unknown`."""
-    return not (isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN))
-
-
-def _has_unknowns(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_has_unknowns(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknowns(v) for v in value)
-    return not _known(value)
 
 
 def _is_cidr(value: Any) -> bool:
