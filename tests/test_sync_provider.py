@@ -234,6 +234,23 @@ def test_refresh_reports_live_owned_targets(octavia, target_group, elbv2, provid
     assert read.outs["targets"] == {tg: ["172.17.0.1:8443"]}
 
 
+def test_refresh_reports_a_due_sync_as_drift(octavia, octavia_server, target_group, provider):
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    state = provider.create(checked(provider, props(lb.lb_id, (pool, tg)))).outs
+    assert state["pending"] == {}
+    assert provider.read("id", state).outs["pending"] == {}
+    lb.add(pool, "172.17.0.3", 8443)
+    lb.remove(pool, "172.17.0.1")
+    refreshed = provider.read("id", state).outs
+    assert refreshed["pending"] == {tg: "+1 -1"}
+    octavia_server.stop()
+    try:
+        assert provider.read("id", refreshed).outs["pending"] == {tg: "+1 -1"}
+    finally:
+        octavia_server.start()
+
+
 def test_a_removed_binding_releases_its_targets(octavia, target_group, elbv2, provider):
     lb, https, http = octavia({443: [("172.17.0.1", 8443)], 80: [("172.17.1.1", 8080)]})
     tg_https, tg_http = target_group("shop-443"), target_group("shop-80")

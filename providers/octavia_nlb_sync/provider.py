@@ -121,14 +121,25 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         return UpdateResult(_sync(SyncSpec.from_props(news), news, owned=_owned(olds)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        """Refresh: the owned targets that are still registered."""
+        """Refresh: the owned targets still registered, and the sync that is due.
+
+        `pending` is what makes member changes in Octavia count as drift: a refresh (and so a
+        drift-detection run) sees it change exactly when an `up` would register or deregister.
+        An unreadable Octavia only warns here; refresh must keep working while Octavia is down.
+        """
         spec = SyncSpec.from_props(props)
         client = elbv2.client(spec.aws_region)
         targets = {}
         for arn, owned in _owned(props).items():
             live = _live_or_empty(client, arn)
             targets[arn] = sorted(owned & live)
-        return ReadResult(id_, {**props, "targets": targets})
+        pending = props.get("pending") or {}
+        try:
+            plans = _plan(spec, _owned(props), client, guarded=False)
+            pending = _pending(plans)
+        except octavia.OctaviaUnavailable as error:
+            pulumi.log.warn(f"refresh could not read Octavia; pending sync unknown: {error}")
+        return ReadResult(id_, {**props, "targets": targets, "pending": pending})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Deregister the targets this resource registered; leave everything else."""
@@ -145,6 +156,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
 
     targets: pulumi.Output[dict[str, list[str]]]
     last_sync: pulumi.Output[dict[str, int]]
+    pending: pulumi.Output[dict[str, str]]
 
     def __init__(
         self,
@@ -170,6 +182,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
             "provider_version": PROVIDER_VERSION,
             "targets": None,
             "last_sync": None,
+            "pending": None,
         }
         super().__init__(OctaviaNlbSyncProvider(), resource_name, props, opts)
 
@@ -235,7 +248,9 @@ def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
     return failures
 
 
-def _plan(spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any) -> list[GroupPlan]:
+def _plan(
+    spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any, guarded: bool = True
+) -> list[GroupPlan]:
     """Read Octavia and the NLB, then plan every group; raises before any write on a bad read."""
     conn = octavia.connect(spec.os_cloud)
     pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
@@ -258,6 +273,7 @@ def _plan(spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any) -> l
                 owned.get(arn, frozenset()),
                 owns_target_group=spec.owns_target_groups,
                 max_deregister_fraction=spec.max_deregister_fraction,
+                guarded=guarded,
             )
         )
     bound = spec.pools_by_group()
@@ -287,6 +303,16 @@ def _sync(spec: SyncSpec, props: Mapping[str, Any], owned: Mapping[str, frozense
             p.target_group_arn: list(p.owned_after) for p in plans if p.target_group_arn in bound
         },
         "last_sync": {"registered": registered, "deregistered": deregistered},
+        "pending": {},
+    }
+
+
+def _pending(plans: list[GroupPlan]) -> dict[str, str]:
+    """`{target_group_arn: "+2 -1"}` for every group a sync would change."""
+    return {
+        p.target_group_arn: f"+{len(p.register)} -{len(p.deregister)}"
+        for p in plans
+        if not p.is_noop
     }
 
 
