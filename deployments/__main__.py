@@ -1,0 +1,17 @@
+"""Pulumi Deployments for the hybrid-infra stacks, as code: read config and the stack files,
+plan each stack's settings, declare them. The decisions live in `stack_deployments`."""
+
+from pathlib import Path
+
+import pulumi
+import yaml
+from stack_deployments import BRANCH_OF, declare, load, plan
+
+# The hybrid-infra program (and its Pulumi.<stack>.yaml files) is this project's parent.
+PROGRAM = Path(__file__).resolve().parent.parent
+
+stack_files = {stack: PROGRAM / f"Pulumi.{stack}.yaml" for stack in BRANCH_OF}
+documents = {s: yaml.safe_load(f.read_text()) or {} for s, f in stack_files.items() if f.is_file()}
+config = load()
+for name, value in declare(config, plan(config, documents)).items():
+    pulumi.export(name, value)
