@@ -3,6 +3,7 @@
 set -euo pipefail
 needed=()
 command -v dot >/dev/null 2>&1 || needed+=(graphviz)
+command -v prometheus-alertmanager >/dev/null 2>&1 || needed+=(prometheus-alertmanager)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${needed[*]} (run: sudo apt-get install -y ${needed[*]})" >&2

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.moto",
     "tests.fixtures.provider_host",
     "tests.fixtures.sync_world",
+    "tests.fixtures.alertmanager",
 ]

@@ -1,0 +1,200 @@
+"""Where each segment's users go: their configured Prods, or elsewhere while a cluster is
+drained (pure; no Pulumi, no I/O).
+
+Seed 003, "cluster failure": redundant users keep service on their other Prod, and
+non-redundant users on the failed cluster are moved to another Prod. A cluster is failed (or
+being upgraded) when the stack file says `clusters.<name>.drained: true`; an on-prem cluster's
+EKS twin is drained with it (the fleet gives the twin its cluster's `drained`).
+
+- A segment with a Prod on a cluster that is not drained stays on those Prods, with requests
+  split evenly between them.
+- A segment whose every Prod is drained is re-placed, whole, on one Prod of a cluster that is not
+  drained and has spare capacity: its capacity minus the users already placed on it. Largest
+  segments go first, each to the Prod with the most spare room, so one big segment is not
+  starved by several small ones. Test Prods never take users: they run versions first.
+- A segment of a redundant pair counts in full on each of its Prods. Either one must be able
+  to carry the whole segment when the other fails, so that is the room it really takes.
+
+Prods on a drained cluster stay built; they just get no requests until the cluster is undrained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from components.config import PROJECT, OnPremClusterSpec, Prod, Segment, StackConfig, twin_name
+
+FULL = 100
+"""Route weights are percentages of the segment's requests."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    prod: str
+    cluster: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRoutes:
+    segment: str
+    users: int
+    configured: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+    @property
+    def moved(self) -> bool:
+        """Served by other Prods than the stack file places it on (a drain is in effect)."""
+        return tuple(r.prod for r in self.routes) != self.configured
+
+
+@dataclass(frozen=True, slots=True)
+class Stranded:
+    """A segment that no Prod can take while its clusters are drained."""
+
+    segment: str
+    users: int
+    clusters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    segments: tuple[SegmentRoutes, ...]
+    stranded: tuple[Stranded, ...]
+    drained: frozenset[str]
+    load: Mapping[str, int]
+    """Users placed on each Prod (a redundant segment counts in full on both)."""
+
+    def routes_of(self, segment: str) -> tuple[Route, ...]:
+        return next(s.routes for s in self.segments if s.segment == segment)
+
+
+def place(
+    prods: Mapping[str, Prod], segments: Sequence[Segment], drained: Iterable[str] = ()
+) -> Placement:
+    """Route every segment to Prods on clusters that are not drained, or report it stranded."""
+    down = frozenset(drained)
+    load = dict.fromkeys(prods, 0)
+    placed: dict[str, SegmentRoutes] = {}
+    homeless: list[Segment] = []
+    for segment in segments:
+        live = [p for p in segment.prods if p in prods and prods[p].cluster not in down]
+        if not live:
+            homeless.append(segment)
+            continue
+        for prod in live:
+            load[prod] += segment.users
+        placed[segment.name] = _routes(segment, live, prods)
+
+    stranded = []
+    for segment in sorted(homeless, key=lambda s: (-s.users, s.name)):
+        target = _roomiest(prods, load, down, segment.users)
+        if target is None:
+            clusters = sorted({prods[p].cluster for p in segment.prods if p in prods})
+            stranded.append(Stranded(segment.name, segment.users, tuple(clusters)))
+            continue
+        load[target] += segment.users
+        placed[segment.name] = _routes(segment, [target], prods)
+    ordered = tuple(placed[s.name] for s in segments if s.name in placed)
+    return Placement(ordered, tuple(stranded), down, load)
+
+
+def spare(prods: Mapping[str, Prod], load: Mapping[str, int], prod: str) -> int:
+    return prods[prod].capacity - load.get(prod, 0)
+
+
+def drained_clusters(config: StackConfig) -> frozenset[str]:
+    """Drained clusters by the names Prods use, twins included."""
+    down = set()
+    for name, spec in config.clusters.items():
+        if spec.drained:
+            down.add(name)
+            if isinstance(spec, OnPremClusterSpec) and spec.twin:
+                down.add(twin_name(name))
+    return frozenset(down)
+
+
+def drained_by(config: StackConfig, cluster: str) -> str:
+    """The configured cluster whose `drained` drains `cluster` (a twin goes with its cluster)."""
+    for name, spec in config.clusters.items():
+        if isinstance(spec, OnPremClusterSpec) and spec.twin and twin_name(name) == cluster:
+            return name
+    return cluster
+
+
+def placement_for(config: StackConfig) -> Placement:
+    return place(config.prods, config.segments, drained_clusters(config))
+
+
+def capacity_problems(config: StackConfig) -> list[str]:
+    """With nothing drained, every Prod must hold the segments configured on it."""
+    nominal = place(config.prods, config.segments)
+    problems = []
+    for name, prod in config.prods.items():
+        if nominal.load[name] > prod.capacity:
+            served = ", ".join(s.name for s in config.segments if name in s.prods)
+            problems.append(
+                f"{PROJECT}:prods.{name}.capacity: {prod.capacity} is below the "
+                f"{nominal.load[name]} users of the segments on it ({served}); a Prod of a "
+                "redundant pair must carry its segment alone when the other fails"
+            )
+    return problems
+
+
+def placement_problems(config: StackConfig) -> list[str]:
+    """One line per drained cluster whose segments cannot go anywhere else."""
+    placement = placement_for(config)
+    if not placement.stranded:
+        return []
+    by_cluster: dict[str, list[Stranded]] = {}
+    for stranded in placement.stranded:
+        for cluster in sorted({drained_by(config, c) for c in stranded.clusters}):
+            by_cluster.setdefault(cluster, []).append(stranded)
+    roomiest = _roomiest(config.prods, placement.load, placement.drained, 0)
+    best = (
+        f"the most spare room is {spare(config.prods, placement.load, roomiest)} users on "
+        f"{roomiest}"
+        if roomiest is not None
+        else "no Prod on a cluster that is not drained takes users"
+    )
+    problems = []
+    for cluster, segments in sorted(by_cluster.items()):
+        listed = ", ".join(f"{s.segment} ({s.users} users)" for s in segments)
+        problems.append(
+            f"{PROJECT}:clusters.{cluster}.drained: cannot re-place segment(s) {listed}: "
+            "no Prod on a cluster that is not drained has that much spare capacity "
+            f"({best}); raise a Prod's capacity, add a Prod, or undrain {cluster}"
+        )
+    return problems
+
+
+def _routes(segment: Segment, live: Sequence[str], prods: Mapping[str, Prod]) -> SegmentRoutes:
+    weights = _even(len(live))
+    return SegmentRoutes(
+        segment=segment.name,
+        users=segment.users,
+        configured=segment.prods,
+        routes=tuple(Route(p, prods[p].cluster, w) for p, w in zip(live, weights, strict=True)),
+    )
+
+
+def _even(n: int) -> list[int]:
+    """`n` integer weights summing to 100, as even as integers allow."""
+    base, extra = divmod(FULL, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
+
+
+def _roomiest(
+    prods: Mapping[str, Prod], load: Mapping[str, int], down: frozenset[str], users: int
+) -> str | None:
+    """The non-test Prod off drained clusters with the most spare room, if it fits `users`."""
+    candidates = [
+        (spare(prods, load, name), name)
+        for name, prod in prods.items()
+        if not prod.test and prod.cluster not in down
+    ]
+    candidates = [c for c in candidates if c[0] >= users]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (-c[0], c[1]))[1]

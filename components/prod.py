@@ -1,0 +1,253 @@
+"""One Prod: a complete, identical production copy of the app on one cluster (seed 003's cattle).
+
+Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler;
+only the image tag (its wave's version) and its labels differ. Rolling updates never take a
+serving Pod away before its replacement is ready (maxUnavailable 0), Pods are spread over zones
+and nodes so one failure takes few of them, and load, not a fixed count, sets the replica count
+(seeds 000 and 004).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import (
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+)
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscalerSpecArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    ResourceMetricSourceArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgs,
+    ContainerPortArgs,
+    HTTPGetActionArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ResourceRequirementsArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    TopologySpreadConstraintArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
+
+from components.clusters.fleet import ClusterHandle
+from components.config import App
+
+APP_NAME = "app"
+"""The Deployment, Service and container of every Prod: the namespace tells Prods apart."""
+PROD_LABEL = "hybrid-infra/prod"
+WAVE_LABEL = "hybrid-infra/wave"
+CLUSTER_LABEL = "hybrid-infra/cluster"
+VERSION_LABEL = "app.kubernetes.io/version"
+PORT_NAME = "http"
+
+
+@dataclass(frozen=True)
+class ProdArgs:
+    cluster: ClusterHandle
+    app: App
+    version: str
+    """The release version of this Prod's wave: the image tag."""
+    wave: int
+
+
+class Prod(pulumi.ComponentResource):
+    """Namespace → Deployment → Service → PodDisruptionBudget → HorizontalPodAutoscaler."""
+
+    endpoint: str
+    namespace_name: str
+
+    def __init__(
+        self, name: str, args: ProdArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hybrid-infra:prod:Prod", name, None, opts)
+        app = args.app
+        self.namespace_name = namespace_name(name)
+        self.endpoint = service_endpoint(name, app.port)
+        labels = prod_labels(name, args.cluster.name, args.wave, args.version)
+        selector = selector_labels(name)
+        child = pulumi.ResourceOptions(parent=self, provider=args.cluster.provider)
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=ObjectMetaArgs(name=self.namespace_name, labels=labels),
+            opts=child,
+        )
+        # Through the namespace's output, so everything below waits for the namespace.
+        namespace = self.namespace.metadata.name
+        meta = ObjectMetaArgs(name=APP_NAME, namespace=namespace, labels=labels)
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta,
+            spec=DeploymentSpecArgs(
+                # No `replicas`: the autoscaler owns the count. Declaring one here would reset
+                # the scale to it on every rollout, in the middle of load.
+                selector=LabelSelectorArgs(match_labels=selector),
+                strategy=DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge=int_or_percent(app.max_surge)
+                    ),
+                ),
+                # A Pod that crashes right after turning ready must not count as available.
+                min_ready_seconds=10,
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels={**labels, **selector}),
+                    spec=PodSpecArgs(
+                        containers=[_container(app, args.version)],
+                        topology_spread_constraints=_spread(selector),
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec=ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[ServicePortArgs(name=PORT_NAME, port=app.port, target_port=PORT_NAME)],
+            ),
+            opts=child,
+        )
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta,
+            spec=PodDisruptionBudgetSpecArgs(
+                # One at a time works at every scale the autoscaler picks.
+                max_unavailable=1,
+                selector=LabelSelectorArgs(match_labels=selector),
+                # A crash-looping Pod protects nothing; it must not block a node drain.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=child,
+        )
+        self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta,
+            spec=HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=APP_NAME
+                ),
+                min_replicas=app.min_replicas,
+                max_replicas=app.max_replicas,
+                metrics=[
+                    MetricSpecArgs(
+                        type="Resource",
+                        resource=ResourceMetricSourceArgs(
+                            name="cpu",
+                            target=MetricTargetArgs(
+                                type="Utilization", average_utilization=app.cpu_target_percent
+                            ),
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=[self.deployment])
+            ),
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "cluster": args.cluster.name,
+                "version": args.version,
+                "wave": args.wave,
+            }
+        )
+
+
+def namespace_name(prod: str) -> str:
+    """`A-1` → `prod-a-1`; config rejects Prod names that differ only in case."""
+    return f"prod-{prod.lower()}"
+
+
+def service_endpoint(prod: str, port: int) -> str:
+    """The Prod's address inside its own cluster."""
+    return f"http://{APP_NAME}.{namespace_name(prod)}.svc.cluster.local:{port}"
+
+
+def selector_labels(prod: str) -> dict[str, str]:
+    """Stable for the Prod's life: a Deployment's selector cannot change."""
+    return {"app.kubernetes.io/name": APP_NAME, PROD_LABEL: prod}
+
+
+def prod_labels(prod: str, cluster: str, wave: int, version: str) -> dict[str, str]:
+    """What dashboards and alerts group by; `hybrid-infra/prod` becomes the alert label."""
+    return {
+        "app.kubernetes.io/part-of": "hybrid-infra",
+        PROD_LABEL: prod,
+        WAVE_LABEL: str(wave),
+        CLUSTER_LABEL: cluster,
+        VERSION_LABEL: version,
+    }
+
+
+def int_or_percent(value: str) -> int | str:
+    """`"25%"` stays a percentage; `"2"` must reach Kubernetes as the integer 2."""
+    return value if value.endswith("%") else int(value)
+
+
+def _container(app: App, version: str) -> ContainerArgs:
+    health = HTTPGetActionArgs(path=app.health_path, port=PORT_NAME)
+    return ContainerArgs(
+        name=APP_NAME,
+        image=f"{app.image}:{version}",
+        ports=[ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP")],
+        # Readiness gates traffic and the rollout; liveness restarts a wedged process. Liveness
+        # is slower to act, so a slow start or a busy moment is not mistaken for a dead Pod.
+        readiness_probe=ProbeArgs(
+            http_get=health, period_seconds=5, timeout_seconds=2, failure_threshold=3
+        ),
+        liveness_probe=ProbeArgs(
+            http_get=health,
+            initial_delay_seconds=15,
+            period_seconds=10,
+            timeout_seconds=2,
+            failure_threshold=3,
+        ),
+        resources=ResourceRequirementsArgs(
+            requests={"cpu": app.resources.cpu_request, "memory": app.resources.memory_request},
+            limits={"cpu": app.resources.cpu_limit, "memory": app.resources.memory_limit},
+        ),
+    )
+
+
+def _spread(selector: dict[str, str]) -> list[TopologySpreadConstraintArgs]:
+    """Over zones where the cluster has them, and strictly over nodes.
+
+    Zones are best effort: on-prem nodes may carry no zone label, and a hard zone rule would
+    then schedule nothing. Nodes are strict, but cordoned (tainted) nodes are left out of the
+    count, or draining a node for an upgrade would block every new Pod. `pod-template-hash`
+    spreads the new ReplicaSet on its own during a rollout.
+    """
+    match = LabelSelectorArgs(match_labels=selector)
+    return [
+        TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="topology.kubernetes.io/zone",
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=match,
+            match_label_keys=["pod-template-hash"],
+        ),
+        TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="kubernetes.io/hostname",
+            when_unsatisfiable="DoNotSchedule",
+            label_selector=match,
+            match_label_keys=["pod-template-hash"],
+            node_taints_policy="Honor",
+        ),
+    ]

@@ -1,0 +1,373 @@
+"""Prods over the real program and prod stack file (mocks), and placement while clusters are
+drained: six Prods on their clusters' providers, each a full copy; images follow the waves; the
+routing ConfigMap says where each segment goes; a drained cluster moves users or fails early."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.clusters.fleet import twin_spec
+from components.config import ConfigError, OnPremClusterSpec, Prod, Segment, parse, twin_name
+from components.placement import drained_clusters, place
+from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL
+from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
+from components.waves import release_plan
+from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
+
+NS = "hybrid-infra:"
+PROD = "hybrid-infra:prod:Prod"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+PROD_CLUSTERS = {"A-1": "A", "A-2": "A", "B-1": "B", "B-2": "B", "C-1": "C", "C-2": "C"}
+
+
+def prod_raw() -> dict[str, Any]:
+    config, _ = stack_config("prod")
+    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
+
+
+def synth_with(mutate: Callable[[dict[str, Any]], None]) -> Synthesis:
+    config, secret_keys = stack_config("prod")
+    raw = prod_raw()
+    mutate(raw)
+    config = {k: v for k, v in config.items() if not k.startswith(NS)}
+    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
+    return synthesize("prod", config=config, secret_keys=secret_keys)
+
+
+@pytest.fixture(scope="module")
+def prod() -> Synthesis:
+    return synthesize("prod")
+
+
+@pytest.fixture(scope="module")
+def mid_release() -> Synthesis:
+    """Prod at wave 2: C-2 and C-1 run 2.3.1, the others still 2.3.0."""
+    return synth_with(lambda raw: raw["release"].update(wave=2))
+
+
+def children(result: Synthesis, prod: str) -> dict[str, Registered]:
+    (component,) = [r for r in result.of_type(PROD) if r.name == prod]
+    return {r.type: r for r in result.children(component)}
+
+
+def provider_of(result: Synthesis, cluster: str) -> str:
+    return result.named(f"{cluster}-kubernetes").urn
+
+
+def routing_document(result: Synthesis, cluster: str) -> dict[str, Any]:
+    return json.loads(result.named(f"{cluster}-routing").inputs["data"][ROUTING_KEY])
+
+
+# --- six full copies on the right clusters --------------------------------------------------
+
+
+def test_six_prods_each_with_namespace_deployment_service_pdb_and_hpa(prod):
+    assert sorted(r.name for r in prod.of_type(PROD)) == sorted(PROD_CLUSTERS)
+    for name, cluster in PROD_CLUSTERS.items():
+        below = prod.children(next(r for r in prod.of_type(PROD) if r.name == name))
+        assert sorted(r.type for r in below) == sorted([NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA])
+        for resource in below:
+            # Provider references are `<provider urn>::<id>`.
+            assert resource.provider is not None
+            assert resource.provider.rsplit("::", 1)[0] == provider_of(prod, cluster), resource
+            assert resource.inputs["metadata"]["labels"][PROD_LABEL] == name
+
+
+def test_rollouts_never_drop_a_ready_pod_and_surge_as_configured(prod):
+    for name in PROD_CLUSTERS:
+        spec = children(prod, name)[DEPLOYMENT].inputs["spec"]
+        assert spec["strategy"]["type"] == "RollingUpdate"
+        assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": "25%"}
+        # The autoscaler owns the replica count.
+        assert "replicas" not in spec
+
+
+def test_pods_are_probed_on_the_health_path_with_requests_and_limits(prod):
+    (container,) = children(prod, "A-1")[DEPLOYMENT].inputs["spec"]["template"]["spec"][
+        "containers"
+    ]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    assert container["ports"][0]["containerPort"] == 8080
+
+
+def test_pods_spread_over_zones_and_nodes_of_their_own_prod(prod):
+    pod_spec = children(prod, "B-2")[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c for c in pod_spec["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spread.values():
+        assert constraint["labelSelector"]["matchLabels"][PROD_LABEL] == "B-2"
+        assert constraint["maxSkew"] == 1
+    assert spread["kubernetes.io/hostname"]["nodeTaintsPolicy"] == "Honor"
+
+
+def test_service_pdb_and_hpa_select_the_deployments_pods(prod):
+    for name in PROD_CLUSTERS:
+        found = children(prod, name)
+        deployment = found[DEPLOYMENT].inputs
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items()
+        assert VERSION_LABEL not in selector and WAVE_LABEL not in selector
+        assert found[SERVICE].inputs["spec"]["selector"] == selector
+        assert found[SERVICE].inputs["spec"]["ports"][0]["targetPort"] == "http"
+        assert found[PDB].inputs["spec"]["selector"]["matchLabels"] == selector
+        assert found[PDB].inputs["spec"]["maxUnavailable"] == 1
+        hpa = found[HPA].inputs["spec"]
+        assert hpa["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment["metadata"]["name"],
+        }
+        assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 30)
+        assert hpa["metrics"][0]["resource"]["target"] == {
+            "type": "Utilization",
+            "averageUtilization": 65,
+        }
+        namespaces = {found[t].inputs["metadata"]["namespace"] for t in (DEPLOYMENT, SERVICE, PDB)}
+        assert namespaces == {found[NAMESPACE].inputs["metadata"]["name"]}
+
+
+def test_image_tags_and_labels_follow_the_release_plan(mid_release):
+    raw = prod_raw()
+    raw["release"]["wave"] = 2
+    plan = release_plan(parse(raw))
+    for name, planned in plan.prods.items():
+        template = children(mid_release, name)[DEPLOYMENT].inputs["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        assert container["image"] == f"registry.example.net/shop/web:{planned.version}"
+        labels = template["metadata"]["labels"]
+        assert labels[VERSION_LABEL] == planned.version
+        assert labels[WAVE_LABEL] == str(planned.wave)
+    images = {
+        n: children(mid_release, n)[DEPLOYMENT]
+        .inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+        .rsplit(":", 1)[1]
+        for n in PROD_CLUSTERS
+    }
+    assert images == {"C-2": "2.3.1", "C-1": "2.3.1"} | {
+        n: "2.3.0" for n in ("A-1", "A-2", "B-1", "B-2")
+    }
+
+
+# --- the routing table ----------------------------------------------------------------------
+
+
+def test_routing_configmap_is_on_every_cluster_that_hosts_prods_and_only_there(prod):
+    maps = prod.of_type(CONFIGMAP)
+    assert sorted(m.name for m in maps) == ["A-routing", "B-routing", "C-routing"]
+    for cluster in ("A", "B", "C"):
+        configmap = prod.named(f"{cluster}-routing")
+        assert configmap.provider.rsplit("::", 1)[0] == provider_of(prod, cluster)
+        assert configmap.inputs["metadata"]["name"] == ROUTING_CONFIGMAP
+        assert configmap.inputs["metadata"]["namespace"] == EDGE_NAMESPACE
+        assert routing_document(prod, cluster) == prod.outputs["routing"]
+
+
+def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod):
+    segments = routing_document(prod, "C")["segments"]
+    assert segments["enterprise"]["routes"] == [
+        {
+            "prod": "A-2",
+            "cluster": "A",
+            "endpoint": "http://app.prod-a-2.svc.cluster.local:8080",
+            "weight": 50,
+            "version": "2.3.1",
+        },
+        {
+            "prod": "B-1",
+            "cluster": "B",
+            "endpoint": "http://app.prod-b-1.svc.cluster.local:8080",
+            "weight": 50,
+            "version": "2.3.1",
+        },
+    ]
+    assert {s: [r["prod"] for r in v["routes"]] for s, v in segments.items()} == {
+        "staff": ["C-2"],
+        "trial": ["C-1"],
+        "enterprise": ["A-2", "B-1"],
+        "consumer-east": ["A-1"],
+        "consumer-west": ["B-2"],
+    }
+    assert not any(v["moved"] for v in segments.values())
+    service = children(prod, "A-2")[SERVICE].inputs
+    assert service["metadata"]["name"] == "app"
+    assert service["metadata"]["namespace"] == "prod-a-2"
+
+
+def test_routing_waits_for_every_prod_to_be_rolled_out(prod):
+    deployments = {r.urn for r in prod.of_type(DEPLOYMENT)}
+    for cluster in ("A", "B", "C"):
+        assert deployments <= set(prod.named(f"{cluster}-routing").dependencies)
+
+
+def test_release_plan_and_routing_are_exported_in_plain_text(prod):
+    plan = prod.outputs["releasePlan"]
+    assert [[p["prod"] for p in w["prods"]] for w in plan["waves"]] == [
+        ["C-2"],
+        ["C-1"],
+        ["A-2", "B-1"],
+        ["B-2", "A-1"],
+    ]
+    assert plan["wave"] == 4 and plan["version"] == "2.3.1"
+    assert "[secret]" not in json.dumps([plan, prod.outputs["routing"]])
+    assert "kubeconfig" not in json.dumps(prod.outputs["routing"]).lower()
+
+
+# --- drained clusters -----------------------------------------------------------------------
+
+
+def drain_a_with_room_on_g(raw: dict[str, Any]) -> None:
+    raw["clusters"]["A"]["drained"] = True
+    raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
+
+
+def test_draining_a_moves_enterprise_to_b1_and_consumer_east_to_a_prod_with_room():
+    result = synth_with(drain_a_with_room_on_g)
+    routing = result.outputs["routing"]
+    segments = routing["segments"]
+    assert {"A", "A-eks"} <= set(routing["drainedClusters"])
+    assert [(r["prod"], r["weight"]) for r in segments["enterprise"]["routes"]] == [("B-1", 100)]
+    assert [(r["prod"], r["weight"]) for r in segments["consumer-east"]["routes"]] == [("G-1", 100)]
+    assert segments["consumer-east"]["moved"] and segments["enterprise"]["moved"]
+    assert not segments["consumer-west"]["moved"]
+    # The Prods on A stay built, ready to take users back after the upgrade.
+    assert {"A-1", "A-2"} <= {r.name for r in result.of_type(PROD)}
+    # G now hosts a Prod, so it gets the routing table too.
+    assert json.loads(result.named("G-routing").inputs["data"][ROUTING_KEY]) == routing
+
+
+def test_draining_a_without_room_fails_before_any_resource_naming_the_segment():
+    with pytest.raises(ProgramFailed) as failed:
+        synth_with(lambda raw: raw["clusters"]["A"].update(drained=True))
+    assert failed.value.registered == ()
+    assert isinstance(failed.value.cause, ConfigError)
+    (problem,) = failed.value.cause.problems
+    assert problem.startswith(
+        "hybrid-infra:clusters.A.drained: cannot re-place segment(s) consumer-east (8800 users)"
+    )
+    assert "2100 users on B-2" in problem
+
+
+def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
+    raw = prod_raw()
+    raw["clusters"]["A"]["drained"] = True
+    raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
+    config = parse(raw)
+    spec = config.clusters["A"]
+    assert isinstance(spec, OnPremClusterSpec)
+    assert twin_spec(spec).drained
+    assert drained_clusters(config) == {"A", twin_name("A")}
+
+
+# --- placement, pure ------------------------------------------------------------------------
+
+
+def test_re_placement_picks_the_roomiest_prod_and_never_a_test_prod():
+    prods = {
+        "A-1": Prod(cluster="A", capacity=5000),
+        "B-1": Prod(cluster="B", capacity=3000),
+        "C-1": Prod(cluster="C", capacity=4000),
+        "C-9": Prod(cluster="C", test=True, capacity=100000),
+    }
+    segments = [
+        Segment(name="big", users=2500, prods=("A-1",)),
+        Segment(name="small", users=900, prods=("A-1",)),
+        Segment(name="here", users=1000, prods=("C-1",)),
+    ]
+    placement = place(prods, segments, drained={"A"})
+    # C-1 has 3000 spare, B-1 3000: the name breaks the tie; then B-1 has 500, C-1 3000.
+    assert [r.prod for r in placement.routes_of("big")] == ["B-1"]
+    assert [r.prod for r in placement.routes_of("small")] == ["C-1"]
+    assert placement.stranded == ()
+
+
+def test_a_prod_below_the_users_it_serves_is_a_config_error():
+    raw = prod_raw()
+    raw["prods"]["A-2"]["capacity"] = 4000
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (problem,) = error.value.problems
+    assert problem.startswith("hybrid-infra:prods.A-2.capacity: 4000 is below the 4200 users")
+
+
+def test_prod_names_that_differ_only_in_case_are_a_config_error():
+    raw = prod_raw()
+    raw["prods"]["a-1"] = {"cluster": "B", "capacity": 100}
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:prods: A-1 and a-1 differ only in case; their Kubernetes namespaces "
+        "(prod-a-1) would clash"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "start"),
+    [
+        ("image", "registry.example.net/shop/web:5", "hybrid-infra:app.image: give the image"),
+        ("maxSurge", "0%", "hybrid-infra:app.maxSurge: must be above 0"),
+    ],
+)
+def test_app_settings_no_rollout_could_use_are_config_errors(key, value, start):
+    raw = prod_raw()
+    raw["app"][key] = value
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (problem,) = error.value.problems
+    assert problem.startswith(start)
+
+
+@st.composite
+def fleets(draw):
+    """Prods on clusters A, B and C; segments on one Prod or a pair on two clusters."""
+    slots = [f"{c}-{i}" for c in "ABC" for i in (1, 2)]
+    names = draw(st.lists(st.sampled_from(slots), min_size=1, unique=True))
+    prods = {
+        n: Prod(cluster=n[0], test=draw(st.booleans()), capacity=draw(st.integers(1, 20000)))
+        for n in names
+    }
+    segments = []
+    for i in range(draw(st.integers(0, 6))):
+        first = draw(st.sampled_from(names))
+        others = [n for n in names if n[0] != first[0]]
+        pair = others and draw(st.booleans())
+        chosen = (first, draw(st.sampled_from(others))) if pair else (first,)
+        segments.append(Segment(name=f"s{i}", users=draw(st.integers(0, 9000)), prods=chosen))
+    return prods, segments
+
+
+@given(fleets(), st.sets(st.sampled_from("ABC")))
+def test_every_segment_is_routed_off_drained_clusters_or_reported(fleet, drained):
+    prods, segments = fleet
+    placement = place(prods, segments, drained)
+    routed = [s.segment for s in placement.segments]
+    stranded = [s.segment for s in placement.stranded]
+    assert sorted(routed + stranded) == sorted(s.name for s in segments)
+    for routes in placement.segments:
+        assert sum(r.weight for r in routes.routes) == 100
+        assert all(prods[r.prod].cluster not in drained for r in routes.routes)
+        if not {r.prod for r in routes.routes} <= set(routes.configured):
+            # Re-placed, whole, on one Prod that is not the segment's own.
+            (route,) = routes.routes
+            assert not prods[route.prod].test
+            # A Prod only takes moved users into room it has.
+            assert placement.load[route.prod] <= prods[route.prod].capacity
+    by_name = {s.name: s for s in segments}
+    for stranded in placement.stranded:
+        assert all(prods[p].cluster in drained for p in by_name[stranded.segment].prods)

@@ -1,0 +1,265 @@
+"""A stack's release plan, and the one way to move a release forward: a wave at a time, and
+only while no alert fires on a Prod that already runs the new version.
+
+    uv run python -m tools.waves --stack prod
+    uv run python -m tools.waves --stack prod --advance [--alertmanager URL]
+
+It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `components.config`, and
+`--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
+Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
+other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
+
+Exit status: 0 done, 1 refused (alerts fire, the release is unverified or finished, or
+Alertmanager cannot be read), 2 the stack file is wrong or the command is incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from components.config import PROJECT, ConfigError, StackConfig, parse
+from components.placement import placement_for
+from components.waves import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+ALERTMANAGER_ENV = "ALERTMANAGER_URL"
+RELEASE_KEY = f"{PROJECT}:release"
+
+
+class Refused(Exception):
+    """Advancing now would be unsafe or pointless; the message says what to do instead."""
+
+
+class StackFileError(Exception):
+    """The stack file cannot be read or edited as expected."""
+
+
+class UsageError(Exception):
+    """The command lacks something it needs for this stack."""
+
+
+# --- reading the stack ----------------------------------------------------------------------
+
+
+def stack_path(stack: str, root: Path = ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def load_config(text: str) -> StackConfig:
+    """The stack's `hybrid-infra:*` values, parsed as the program parses them.
+
+    Secure values cannot be read without the stack's key; they become a placeholder, as under
+    `tools.synth`. No release rule looks at a secret.
+    """
+    document = yaml.safe_load(text) or {}
+    raw: dict[str, Any] = {}
+    for key, value in (document.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT:
+            secure = isinstance(value, dict) and set(value) == {"secure"}
+            raw[name] = "[secret]" if secure else value
+    return parse(raw)
+
+
+# --- the plan, for people -------------------------------------------------------------------
+
+
+def render(stack: str, config: StackConfig) -> str:
+    plan = release_plan(config)
+    if not plan.waves:
+        return f"{stack}: no Prods, so no release plan"
+    verified = "verified" if plan.verified else "not verified"
+    lines = [
+        f"{stack}: release {plan.version} (previous {plan.previous_version}), "
+        f"wave {plan.current} of {plan.last}, {verified}"
+    ]
+    for wave in plan.waves:
+        state = "released" if wave.number <= plan.current else "waiting"
+        first = f"wave {wave.number:<2} {wave.tier:<9}  {state:<8}"
+        for i, prod in enumerate(wave.prods):
+            head = first if i == 0 else " " * len(first)
+            lines.append(
+                f"  {head}  {prod.name:<8} on {prod.cluster:<8} {prod.users:>7} users  "
+                f"runs {prod.version}"
+            )
+    if plan.current < plan.last:
+        upcoming = plan.waves[plan.current]
+        lines.append(
+            f"next: wave {upcoming.number} ({', '.join(upcoming.names)}) with "
+            f"`python -m tools.waves --stack {stack} --advance`"
+        )
+    else:
+        lines.append(f"done: every Prod runs {plan.version}")
+    placement = placement_for(config)
+    if placement.drained:
+        lines.append(f"drained clusters: {', '.join(sorted(placement.drained))}")
+        for segment in placement.segments:
+            if segment.moved:
+                to = " + ".join(r.prod for r in segment.routes)
+                lines.append(f"  {segment.segment} ({segment.users} users) → {to}")
+    return "\n".join(lines)
+
+
+# --- advancing ------------------------------------------------------------------------------
+
+
+def refusal_before_alerts(plan: ReleasePlan) -> str | None:
+    """Reasons not to advance that need no Alertmanager."""
+    if not plan.waves:
+        return "there are no Prods, so there is no wave to advance to"
+    if plan.current >= plan.last:
+        return (
+            f"wave {plan.current} is the last wave: every Prod runs {plan.version}. Start the "
+            "next release by setting release.version, previousVersion, wave: 0 and "
+            "verified: false"
+        )
+    upcoming = plan.current + 1
+    if upcoming > plan.test_waves and not plan.verified:
+        tests = [p for w in plan.waves if w.tier == "test" for p in w.names]
+        where = f"on the test Prod(s) {', '.join(tests)}" if tests else "(there is no test Prod)"
+        return (
+            f"wave {upcoming} reaches users, but {plan.version} is not verified: verify it "
+            f"{where}, then set release.verified: true"
+        )
+    return None
+
+
+def fetch_alerts(url: str, prods: Sequence[str], timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Alerts that fire (not silenced) and carry one of `prods` in `hybrid_infra_prod`.
+
+    Silenced alerts are left out: a silence is how an operator says "known, go ahead".
+    Inhibited ones count: they still fire, only their notifications are held back.
+    """
+    query = urllib.parse.urlencode(
+        {"active": "true", "silenced": "false", "filter": alert_matcher(prods)}
+    )
+    endpoint = f"{url.rstrip('/')}/api/v2/alerts?{query}"
+    try:
+        with urllib.request.urlopen(endpoint, timeout=timeout) as response:
+            alerts = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise Refused(
+            f"cannot read alerts from {url} ({error}); not advancing, because an unknown "
+            "alert state is not the same as no alerts"
+        ) from error
+    if not isinstance(alerts, list):
+        raise Refused(f"{url} did not answer with a list of alerts; not advancing")
+    return alerts
+
+
+def advance(path: Path, alertmanager: str | None) -> str:
+    """Check, then move `release.wave` one up in the stack file; returns what happened."""
+    text = path.read_text()
+    config = load_config(text)
+    plan = release_plan(config)
+    reason = refusal_before_alerts(plan)
+    if reason:
+        raise Refused(reason)
+    updated = plan.updated()
+    if updated:
+        if not alertmanager:
+            raise UsageError(
+                f"Prods {', '.join(updated)} run {plan.version}: give --alertmanager URL "
+                f"(or set {ALERTMANAGER_ENV}) so their alerts can be checked"
+            )
+        firing = firing_on(fetch_alerts(alertmanager, updated), updated)
+        if firing:
+            listed = ", ".join(f"{name} on {prod}" for name, prod in firing)
+            raise Refused(
+                f"{len(firing)} alert(s) fire on Prods that run {plan.version}: {listed}. "
+                "Fix them, or roll back by setting release.wave lower, before advancing"
+            )
+    upcoming = plan.waves[plan.current]
+    new_text = with_wave(text, upcoming.number)
+    load_config(new_text)  # the edit must leave a stack file the program accepts
+    path.write_text(new_text)
+    checked = (
+        f"no alert fires on {', '.join(updated)}"
+        if updated
+        else "no Prod ran the new version yet, so no alert to check"
+    )
+    return (
+        f"release.wave {plan.current} → {upcoming.number} in {path.name}: "
+        f"{', '.join(upcoming.names)} take {plan.version} at the next `pulumi up` ({checked})"
+    )
+
+
+def with_wave(text: str, wave: int) -> str:
+    """`text` with `release.wave` set to `wave`, every other byte kept.
+
+    ruamel's round trip finds where the value sits, then only that token is rewritten: a full
+    round-trip dump keeps comments but reflows hand-wrapped flow mappings.
+    """
+    yaml_rt = YAML()
+    document = yaml_rt.load(text)
+    try:
+        release = document["config"][RELEASE_KEY]
+    except (KeyError, TypeError) as error:
+        raise StackFileError(f"the stack file has no {RELEASE_KEY} key") from error
+    lines = text.splitlines(keepends=True)
+    if "wave" in release:
+        line, column = release.lc.value("wave")
+        token = re.compile(r"""(['"]?)(\d+)\1""").match(lines[line], column)
+        if token is None:
+            raise StackFileError(f"{RELEASE_KEY}.wave is not a number (line {line + 1})")
+        lines[line] = lines[line][: token.start(2)] + str(wave) + lines[line][token.end(2) :]
+        return "".join(lines)
+    if release.fa.flow_style():
+        raise StackFileError(f"add `wave: 0` to {RELEASE_KEY} first (it is a flow mapping)")
+    last = list(release)[-1]
+    line = release.lc.value(last)[0]
+    indent = release.lc.key(last)[1]
+    newline = "\n" if not lines[line].endswith("\r\n") else "\r\n"
+    if not lines[line].endswith(("\n", "\r")):
+        lines[line] += newline
+    lines.insert(line + 1, f"{' ' * indent}wave: {wave}{newline}")
+    return "".join(lines)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.waves", description=__doc__)
+    parser.add_argument("--stack", required=True, help="the stack: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--root", type=Path, default=ROOT, help="directory of the stack file")
+    parser.add_argument(
+        "--advance", action="store_true", help="check alerts, then release the next wave"
+    )
+    parser.add_argument(
+        "--alertmanager",
+        default=environ.get(ALERTMANAGER_ENV),
+        help=f"Alertmanager base URL (default ${ALERTMANAGER_ENV}); alerts must carry the "
+        f"label {ALERT_LABEL}=<Prod>",
+    )
+    args = parser.parse_args(argv)
+    path = stack_path(args.stack, args.root)
+    try:
+        if args.advance:
+            print(advance(path, args.alertmanager))
+        else:
+            print(render(args.stack, load_config(path.read_text())))
+    except Refused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 1
+    except (ConfigError, StackFileError, UsageError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
