@@ -3,6 +3,16 @@
 This is how tests (and reviewers without cloud credentials) see what a stack file makes: the
 real `__main__.py` runs with the stack's real config, and the engine is replaced by a mock
 monitor that records every registration (type, name, parent, options, inputs).
+
+As a command (`tools.cli` has the details), it previews a stack without credentials:
+
+    uv run python -m tools.synth --stack prod                  # the desired resource tree
+    uv run python -m tools.synth --stack prod --diff old.json --exit-code
+    uv run python -m tools.synth --update-snapshots            # after an intended change
+
+The golden snapshots in tests/snapshots/ are checked by tests/test_synth.py; when the program's
+output changes on purpose, `uv run python -m tools.synth --update-snapshots` rewrites them
+(review and commit the JSON diff with the change).
 """
 
 from __future__ import annotations
@@ -235,8 +245,12 @@ def _synthesize(
     saved = os.environ.pop(octavia_catalog.CATALOG_ENV, None)
     if catalog is not None:
         os.environ[octavia_catalog.CATALOG_ENV] = str(catalog)
+
+    def run_program() -> None:
+        runpy.run_path(program, run_name="__main__")
+
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+        _sync_await(run_pulumi_func(run_program))
     except Exception as error:
         raise ProgramFailed(error, tuple(recorder.registered)) from error
     finally:
@@ -294,4 +308,15 @@ class _ListHandler(logging.Handler):
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
-__all__ = ["ProgramFailed", "Registered", "Synthesis", "stack_config", "synthesize"]
+def main(argv: list[str] | None = None) -> int:
+    """The command line (`python -m tools.synth --help`); it lives in `tools.cli`."""
+    from tools import cli
+
+    return cli.main(argv)
+
+
+__all__ = ["ProgramFailed", "Registered", "Synthesis", "main", "stack_config", "synthesize"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,415 @@
+"""The credential-free preview (`python -m tools.synth`) and the golden snapshots.
+
+Golden snapshots: tests/snapshots/<stack>.json hold what each stack file declares. When the
+program's output changes on purpose, rewrite them and commit the JSON diff with the change:
+
+    uv run python -m tools.synth --update-snapshots
+
+The command runs in-process here (`tools.cli.main`): a subprocess would pay the provider SDK
+imports again for every call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from typing import Any
+
+import pytest
+import yaml
+
+from tools import cli, graph, snapshot
+from tools.diff import diff, render_diff
+from tools.synth import ROOT, Registered, Synthesis, stack_config, synthesize
+from tools.tree import render_tree
+
+NS = "hybrid-infra:"
+HYBRID_LB = "hybrid-infra:lb:HybridLoadBalancer"
+PLAINTEXT = "hunter2-plaintext-s3cret"
+
+
+def secure_values(stack: str) -> list[str]:
+    """The ciphertexts (`secure:`) in a stack file: they must never be printed."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    values = document["config"].values()
+    return [v["secure"] for v in values if isinstance(v, dict) and set(v) == {"secure"}]
+
+
+@pytest.fixture(scope="module")
+def prod_run(tmp_path_factory) -> tuple[Synthesis, dict[str, str]]:
+    """One run of the command for prod writing every text output (tree, JSON, DOT, Mermaid),
+    with the raw synthesis it worked from (to know what the secrets were)."""
+    out = tmp_path_factory.mktemp("prod")
+    paths = {kind: out / f"prod.{kind}" for kind in ("json", "dot", "mmd")}
+    tree = out / "tree.txt"
+    runs: list[Synthesis] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Synthesis:
+        runs.append(synthesize(*args, **kwargs))
+        return runs[-1]
+
+    with pytest.MonkeyPatch.context() as patch, tree.open("w") as stdout:
+        patch.setattr(cli, "synthesize", recording)
+        code = cli.main(
+            ["--stack", "prod", "--tree", "--json", str(paths["json"])]
+            + [arg for kind in ("dot", "mmd") for arg in ("--graph", str(paths[kind]))],
+            out=stdout,
+        )
+    assert code == 0
+    texts = {"tree": tree.read_text(), **{kind: p.read_text() for kind, p in paths.items()}}
+    return runs[0], texts
+
+
+@pytest.fixture(scope="module")
+def prod_outputs(prod_run) -> dict[str, str]:
+    return prod_run[1]
+
+
+# --- golden snapshots ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", cli.stacks())
+def test_program_output_matches_golden_snapshot(stack):
+    path = cli.golden_path(stack)
+    current = snapshot.dumps(snapshot.snapshot(synthesize(stack)))
+    if not path.is_file():
+        pytest.fail(f"{path} is missing; create it with `{cli.UPDATE_COMMAND}`")
+    if path.read_text() != current:
+        changes = render_diff(diff(snapshot.loads(path.read_text()), json.loads(current)))
+        shown = "\n".join(changes.splitlines()[:60])
+        pytest.fail(
+            f"stack {stack!r} no longer declares what {path.relative_to(ROOT)} records:\n"
+            f"{shown}\nIf this change is intended, run `{cli.UPDATE_COMMAND}` and commit the "
+            "updated snapshot with it.",
+            pytrace=False,
+        )
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+def test_prod_outputs_never_contain_a_secure_config_value(prod_outputs):
+    ciphertexts = secure_values("prod")
+    assert ciphertexts, "Pulumi.prod.yaml is expected to hold a secure value"
+    for name, text in prod_outputs.items():
+        for ciphertext in ciphertexts:
+            assert ciphertext not in text, f"{name} shows a secure value"
+
+
+def test_secret_inputs_are_redacted_in_every_prod_output(prod_run):
+    synthesis, outputs = prod_run
+    secrets = [
+        str(value["value"])
+        for r in synthesis.resources
+        for value in r.inputs.values()
+        if isinstance(value, dict) and value.get(snapshot.SIG_KEY) == snapshot.SECRET_SIG
+    ]
+    # At least the dynamic providers' serialized code reaches the engine as a secret input.
+    # (Mocks resolve some secret outputs to ""; an empty string is "in" any text.)
+    secrets = [s for s in secrets if len(s) >= snapshot.MIN_SCRUB]
+    assert secrets
+    for name, text in outputs.items():
+        for secret in secrets:
+            assert str(secret) not in text, f"{name} shows a secret input"
+    assert '"__provider": "[secret]"' in outputs["json"]
+
+
+def _secretive_synthesis() -> Synthesis:
+    """A hand-made run with a secret at every depth the views walk, and one in a log line."""
+    secret = {snapshot.SIG_KEY: snapshot.SECRET_SIG, "value": PLAINTEXT}
+    stack = "urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack::hybrid-infra-t"
+    comp = "urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack$hybrid-infra:lb:HybridLoadBalancer::x"
+    child = (
+        "urn:pulumi:t::hybrid-infra::hybrid-infra:lb:HybridLoadBalancer$aws:lb/listener:Listener::l"
+    )
+    other = "urn:pulumi:t::hybrid-infra::hybrid-infra:lb:HybridLoadBalancer$vendor:thing:Thing::th"
+    return Synthesis(
+        stack="t",
+        resources=(
+            Registered(HYBRID_LB, "x", comp, stack, {}, False, False, (), None, False),
+            Registered(
+                "aws:lb/listener:Listener",
+                "l",
+                child,
+                comp,
+                {"port": 443.0, "protocol": secret, "defaultActions": [{"token": secret}]},
+                True,
+                False,
+                (),
+                None,
+                False,
+            ),
+            Registered(
+                "vendor:thing:Thing",
+                "th",
+                other,
+                comp,
+                {"password": secret, "size": 3.0},
+                True,
+                False,
+                (child,),
+                None,
+                False,
+            ),
+        ),
+        outputs={"nested": {"list": [secret]}},
+        logs=(f"info: connecting with {PLAINTEXT}",),
+    )
+
+
+def test_a_secret_at_any_depth_is_redacted_in_tree_json_graph_and_diff():
+    snap = snapshot.snapshot(_secretive_synthesis())
+    picture = graph.layout(snap)
+    empty = {**snap, "resources": {}, "outputs": {}}
+    views = {
+        "tree": render_tree(snap),
+        "json": snapshot.dumps(snap),
+        "dot": graph.to_dot(picture),
+        "mmd": graph.to_mermaid(picture),
+        "diff": render_diff(diff(empty, snap)),
+    }
+    for name, text in views.items():
+        assert PLAINTEXT not in text, f"{name} shows the secret"
+    assert "[secret]" in views["tree"] and "[secret]" in views["json"]
+
+
+# --- tree -----------------------------------------------------------------------------------------
+
+
+def test_prod_tree_nests_octavia_nlb_sync_and_dns_under_their_hybrid_lb(prod_outputs):
+    lines = prod_outputs["tree"].splitlines()
+    assert lines[0].startswith("hybrid-infra/prod: ")
+    shop = next(i for i, line in enumerate(lines) if line.endswith("HybridLoadBalancer shop"))
+    depth = lines[shop].index("HybridLoadBalancer")
+    block = []
+    for line in lines[shop + 1 :]:
+        if re.match(r"^[│ ]*[├└]── ", line) and line.index("── ") + 3 <= depth:
+            break
+        block.append(line)
+    text = "\n".join(block)
+    assert "aws:lb:LoadBalancer shop-nlb" in text
+    assert "openstack:loadbalancer:LoadBalancer shop-octavia" in text
+    assert "dynamic:OctaviaNlbSync shop-sync" in text
+    assert "WeightedFailover shop-dns" in text
+    assert "api-" not in text
+
+
+def test_tree_line_shows_key_inputs_and_protection(prod_outputs):
+    tree = prod_outputs["tree"]
+    assert re.search(r"aws:route53:Record api-dns-nlb  setIdentifier=nlb weight=20 ", tree)
+    assert re.search(r"aws:lb:LoadBalancer shop-nlb  .*\[protect\]", tree)
+
+
+def test_unlisted_types_show_a_few_scalar_inputs():
+    tree = render_tree(snapshot.snapshot(_secretive_synthesis()))
+    assert "vendor:thing:Thing th  password=[secret] size=3" in tree
+
+
+# --- json -----------------------------------------------------------------------------------------
+
+
+def test_a_second_run_writes_identical_json_and_diffs_empty(prod_outputs, tmp_path, capsys):
+    first, again = tmp_path / "first.json", tmp_path / "again.json"
+    first.write_text(prod_outputs["json"])
+    args = ["--stack", "prod", "--json", str(again), "--diff", str(first), "--exit-code"]
+    assert cli.main(args) == 0
+    assert again.read_bytes() == first.read_bytes()
+    assert capsys.readouterr().out.strip().endswith("no changes")
+
+
+def test_json_is_keyed_by_engine_urn_with_integral_numbers_as_ints(prod_outputs):
+    snap = json.loads(prod_outputs["json"])
+    urn = (
+        "urn:pulumi:prod::hybrid-infra::hybrid-infra:platform:Platform$"
+        "hybrid-infra:lb:HybridLoadBalancer$aws:lb/loadBalancer:LoadBalancer::shop-nlb"
+    )
+    nlb = snap["resources"][urn]
+    assert nlb["parent"].endswith("$hybrid-infra:lb:HybridLoadBalancer::shop")
+    assert nlb["provider"].endswith("$pulumi:providers:aws::aws")
+    listener = next(r for r in snap["resources"].values() if r["name"] == "shop-https")
+    assert isinstance(listener["inputs"]["protocolPort"], int)
+    assert snap["outputs"]["environment"] == "prod"
+
+
+def test_unknowns_become_a_marker():
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    assert snapshot.normalise({"a": [Unknown(), rpc.UNKNOWN, 2.5, 3.0]}) == {
+        "a": ["[unknown]", "[unknown]", 2.5, 3]
+    }
+
+
+# --- diff -----------------------------------------------------------------------------------------
+
+
+def _prod_with(mutate) -> tuple[dict[str, str], list[str]]:
+    config, secret_keys = stack_config("prod")
+    raw: dict[str, Any] = {
+        k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)
+    }
+    mutate(raw)
+    config = {k: v for k, v in config.items() if not k.startswith(NS)}
+    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
+    return config, secret_keys
+
+
+def test_diff_catches_a_weight_change_and_exits_non_zero(prod_outputs, tmp_path, capsys):
+    def shift_weights(raw: dict[str, Any]) -> None:
+        raw["loadBalancers"][1]["dns"]["weights"] = {"octavia": 70, "nlb": 30}
+
+    config, secret_keys = _prod_with(shift_weights)
+    new = snapshot.snapshot(synthesize("prod", config=config, secret_keys=secret_keys))
+    (tmp_path / "old.json").write_text(prod_outputs["json"])
+    (tmp_path / "new.json").write_text(snapshot.dumps(new))
+    files = [str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+
+    assert cli.main(["--diff", *files, "--exit-code"]) == 1
+    report = capsys.readouterr().out
+    assert (
+        "~ aws:route53:Record api-dns-nlb\n    inputs.weightedRoutingPolicies[0].weight: 20 → 30"
+        in report
+    )
+    octavia = "~ aws:route53:Record api-dns-octavia\n    inputs.weightedRoutingPolicies[0].weight"
+    assert f"{octavia}: 80 → 70" in report
+    assert "0 to add, 2 to change, 0 to remove" in report
+    assert cli.main(["--diff", *files]) == 0
+
+
+def test_diff_reports_added_and_removed_resources():
+    snap = snapshot.snapshot(_secretive_synthesis())
+    fewer = {**snap, "resources": dict(list(snap["resources"].items())[:2])}
+    d = diff(fewer, snap)
+    assert [b.record["name"] for b in d.added] == ["th"]
+    assert diff(snap, fewer).removed[0].record["name"] == "th"
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_config_error_prints_every_key_path_and_exits_2_without_traceback(tmp_path, capsys):
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    lbs = document["config"]["hybrid-infra:loadBalancers"]
+    lbs[1]["dns"]["weights"]["nlb"] = 300
+    lbs[0]["dns"]["weight"] = {"octavia": 50}
+    bad = tmp_path / "Pulumi.prod.yaml"
+    bad.write_text(yaml.safe_dump(document))
+
+    assert cli.main(["--stack-file", str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "hybrid-infra:loadBalancers[1].dns.weights.nlb" in captured.err
+    assert "hybrid-infra:loadBalancers[0].dns.weight: unknown key" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_a_missing_snapshot_file_is_a_usage_error(tmp_path, capsys):
+    assert cli.main(["--diff", str(tmp_path / "nope.json"), str(tmp_path / "nope.json")]) == 2
+    assert "no such snapshot file" in capsys.readouterr().err
+
+
+# --- graph ----------------------------------------------------------------------------------------
+
+
+def test_graph_groups_each_hybrid_lb_with_its_nlb_twin_and_dns(prod_outputs):
+    snap = json.loads(prod_outputs["json"])
+    picture = graph.layout(snap)
+    resources = snap["resources"]
+    lbs = [u for u, r in resources.items() if r["type"] == HYBRID_LB]
+    assert len(lbs) == 3
+    for lb in lbs:
+        name = resources[lb]["name"]
+        group = next(g for g in picture.groups() if g.lines[0] == f"hybrid LB {name}")
+        inside = {u for n in group.node_ids() for u in picture.nodes[n].urns}
+        assert any(resources[u]["name"] == f"{name}-nlb" and resources[u]["custom"] for u in inside)
+        assert any(resources[u]["name"] == f"{name}-sync" for u in inside)
+        dns = [g for g in group.groups if g.lines[0] == f"weighted DNS {name}-dns"]
+        assert len(dns) == 1 and len(list(dns[0].node_ids())) >= 4
+    drawn_types = {resources[u]["type"] for n in picture.nodes.values() for u in n.urns}
+    assert not any(t.startswith("pulumi:providers:") for t in drawn_types)
+
+
+def test_graph_collapses_the_members_of_a_pool(prod_outputs):
+    picture = graph.layout(json.loads(prod_outputs["json"]))
+    labels = [node.lines[0] for node in picture.nodes.values()]
+    assert "4 x member" in labels
+
+
+def test_graph_writes_dot_and_mermaid_text(prod_outputs):
+    dot, mmd = prod_outputs["dot"], prod_outputs["mmd"]
+    assert dot.startswith("digraph synth {") and dot.rstrip().endswith("}")
+    assert "rankdir=LR" in dot
+    assert dot.count("{") == dot.count("}")
+    assert "subgraph cluster_" in dot and "hybrid LB shop" in dot
+    lines = [line.strip() for line in mmd.splitlines()]
+    assert lines[1] == "flowchart LR"
+    assert sum(line.startswith("subgraph ") for line in lines) == lines.count("end") > 0
+
+
+def test_graph_command_draws_an_svg_with_graphviz(tmp_path):
+    if shutil.which("dot") is None:
+        pytest.fail(
+            "Graphviz `dot` is not installed: run scripts/system-packages.sh "
+            "(apt-get install -y graphviz). The project's test script does this."
+        )
+    svg = tmp_path / "prod.svg"
+    assert cli.main(["--stack", "prod", "--graph", str(svg)]) == 0
+    text = svg.read_text()
+    assert "<svg" in text and "hybrid LB shop" in text
+
+
+def test_missing_graphviz_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(graph.GraphvizMissing, match=r"system-packages\.sh"):
+        graph.render_svg("digraph {}", tmp_path / "x.svg")
+
+
+def test_unknown_graph_suffix_is_refused_before_running(tmp_path, capsys):
+    assert cli.main(["--stack", "prod", "--graph", str(tmp_path / "x.jpeg")]) == 2
+    assert "use .svg, .png, .pdf, .dot or .mmd" in capsys.readouterr().err
+
+
+def _registered(name: str, type_: str, parent: str | None, **options: Any) -> Registered:
+    """A registration with a mock URN (parent type + type), as the mock monitor makes them."""
+    parent_type = parent.split("::")[2].split("$")[-1] if parent else "pulumi:pulumi:Stack"
+    return Registered(
+        type=type_,
+        name=name,
+        urn=f"urn:pulumi:t::hybrid-infra::{parent_type}${type_}::{name}",
+        parent=parent or "urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack::hybrid-infra-t",
+        inputs=options.get("inputs", {}),
+        custom=options.get("custom", True),
+        protect=False,
+        dependencies=tuple(options.get("dependencies", ())),
+        provider=options.get("provider"),
+        delete_before_replace=False,
+    )
+
+
+def test_graph_draws_a_dependency_on_a_whole_component_as_one_edge_from_its_group():
+    group = _registered("g", "hybrid-infra:prod:Prod", None, custom=False)
+    parts = [_registered(f"p{i}", "kubernetes:core/v1:Service", group.urn) for i in range(3)]
+    after = _registered(
+        "after", "kubernetes:core/v1:ConfigMap", None, dependencies=[p.urn for p in parts]
+    )
+    picture = graph.layout(snapshot.snapshot(Synthesis("t", (group, *parts, after), {})))
+    prod = next(g for g in picture.groups() if g.lines == ("Prod g",))
+    into_after = [e for e in picture.edges if after.name in picture.nodes[e.head].lines]
+    assert [(e.tail, e.style) for e in into_after] == [(prod.id, "dependency")]
+
+
+def test_graph_links_a_cluster_to_the_components_running_on_its_provider():
+    cluster = _registered("c", "aws:eks/cluster:Cluster", None)
+    provider = _registered("k8s", "pulumi:providers:kubernetes", None, dependencies=[cluster.urn])
+    on = f"{provider.urn}::k8s-id"  # a provider reference is URN::ID
+    app = _registered("app", "hybrid-infra:prod:Prod", None, custom=False)
+    parts = [
+        _registered(f"d{i}", "kubernetes:apps/v1:Deployment", app.urn, provider=on)
+        for i in range(2)
+    ]
+    resources = (cluster, provider, app, *parts)
+    picture = graph.layout(snapshot.snapshot(Synthesis("t", resources, {})))
+    group = next(g for g in picture.groups() if g.lines == ("Prod app",))
+    provider_edges = [e for e in picture.edges if e.style == "provider"]
+    assert [(picture.nodes[e.tail].lines[0], e.head) for e in provider_edges] == [("c", group.id)]
