@@ -642,8 +642,20 @@ def _check_prods(config: StackConfig) -> list[str]:
     return problems
 
 
+PRIVATE_RANGES = tuple(
+    IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
 def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
     problems = []
+    address = lb.dns.octavia_address
+    if lb.dns.octavia_vip == "public" and address and any(address in r for r in PRIVATE_RANGES):
+        problems.append(
+            f"{path}.dns.octaviaAddress: {address} is private, so Route53's checkers cannot "
+            "reach it; give the public (floating) address, or set octaviaVip: private with an "
+            "octaviaAlarm"
+        )
     if lb.create is not None:
         listeners = lb.create.listeners
         for name in sorted(_duplicates(li.name for li in listeners)):

@@ -187,6 +187,10 @@ BAD = {
         _delete("loadBalancers.2.dns.octaviaAlarm"),
         "hybrid-infra:loadBalancers[2].dns: Value error, octaviaVip is private",
     ),
+    "public-check-on-a-private-address": (
+        _set("loadBalancers.0.dns.octaviaAddress", "172.16.0.10"),
+        "hybrid-infra:loadBalancers[0].dns.octaviaAddress: 172.16.0.10 is private",
+    ),
     "fraction-above-one": (
         _set("loadBalancers.2.nlb.maxDeregisterFraction", 1.5),
         "hybrid-infra:loadBalancers[2].nlb.maxDeregisterFraction: Input should be less than",
