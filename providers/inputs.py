@@ -1,14 +1,25 @@
 """Input handling every dynamic provider here shares: defaults, changed keys, unknowns."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pulumi.dynamic import CheckFailure, CheckResult
 from pulumi.runtime import rpc
+
+Validate = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 
 
 def with_defaults(news: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """The inputs `check` returns: given values over defaults (a None means not given)."""
     return {**defaults, **{k: v for k, v in news.items() if v is not None}}
+
+
+def check_inputs(
+    news: Mapping[str, Any], defaults: Mapping[str, Any], validate: Validate
+) -> CheckResult:
+    """`check` of every provider here: defaults applied, then one failure per bad property."""
+    inputs = with_defaults(news, defaults)
+    return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
 
 
 def changed_inputs(

@@ -22,7 +22,6 @@ from typing import Any, TypeGuard
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -31,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers.inputs import changed_inputs, known, with_defaults
+from providers.inputs import changed_inputs, check_inputs, known
 from providers.node_pool_drain.kube import Eviction, KubeUnavailable, NodePoolApi
 from providers.node_pool_drain.planner import (
     POOL_LABEL,
@@ -129,8 +128,7 @@ class NodePoolDrainProvider(ResourceProvider):
     """Create waits for Ready nodes; delete cordons and drains; nothing else touches the API."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = with_defaults(news, DEFAULTS)
-        return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
+        return check_inputs(news, DEFAULTS, validate)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = changed_inputs(olds, news, INPUTS, DEFAULTS)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
-    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -24,7 +23,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers.inputs import changed_inputs, known, with_defaults
+from providers.inputs import changed_inputs, check_inputs, known
 from providers.octavia_nlb_sync import elbv2, octavia
 from providers.octavia_nlb_sync.planner import (
     GroupPlan,
@@ -96,8 +95,7 @@ class OctaviaNlbSyncProvider(ResourceProvider):
     """Registers Octavia pool members as NLB targets; never removes what it did not add."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = with_defaults(news, DEFAULTS)
-        return CheckResult(inputs, [CheckFailure(p, r) for p, r in validate(inputs)])
+        return check_inputs(news, DEFAULTS, validate)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = changed_inputs(olds, news, INPUTS, DEFAULTS)
