@@ -96,6 +96,15 @@ def test_prod_builds_clusters_a_b_c_g_and_the_twin_of_a(prod):
     assert prod.outputs["clusters"]["A-eks"]["twinOf"] == "A"
 
 
+def test_eks_api_servers_are_reachable_over_direct_connect_only(prod):
+    eks = prod.of_type(CLUSTER_RESOURCES["eks"])
+    assert {r.name for r in eks} == {"A-eks", "B"}
+    for cluster in eks:
+        vpc = cluster.inputs["vpcConfig"]
+        assert vpc["endpointPrivateAccess"] is True
+        assert vpc["endpointPublicAccess"] is False
+
+
 def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod, synth):
     eks = only([r for r in prod.of_type(CLUSTER_RESOURCES["eks"]) if r.name == "A-eks"])
     assert eks.inputs["version"] == parse(prod_raw()).clusters["A"].kubernetes_version

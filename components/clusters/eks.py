@@ -55,9 +55,10 @@ class EksCluster(pulumi.ComponentResource):
             version=spec.kubernetes_version,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=subnets,
-                # Private for traffic from on-prem over Direct Connect; public for operators.
+                # The API server is a control address: reach it over Direct Connect only, from
+                # on-prem (operators, the Deployments agent pool), never from the internet.
                 endpoint_private_access=True,
-                endpoint_public_access=True,
+                endpoint_public_access=False,
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
