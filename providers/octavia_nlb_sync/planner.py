@@ -74,6 +74,24 @@ def desired_targets(members: Iterable[Member]) -> frozenset[str]:
     return frozenset(m.target for m in members if m.serving)
 
 
+def members_after_up(
+    live: Iterable[Member], declared: Sequence[Member], withdrawn: Iterable[str]
+) -> list[Member]:
+    """A pool's members as they will be when the `up` that runs this sync has finished.
+
+    Why not Octavia's answer alone: when the stack declares the members, the engine creates and
+    updates them before the sync (it depends on them) but deletes removed ones only after every
+    other step. So a removed member (`withdrawn`: declared before, not now) is still in Octavia
+    while the sync runs; it must be deregistered now, before Octavia deletes it, not one `up`
+    late. A preview sees declared changes that are not applied yet the same way. Members the
+    stack never declared (added in Octavia by hand) count as Octavia lists them.
+    """
+    gone = frozenset(withdrawn)
+    merged = {m.target: m for m in live if m.target not in gone}
+    merged.update({m.target: m for m in declared})
+    return [merged[key] for key in sorted(merged)]
+
+
 def plan_group(
     target_group_arn: str,
     desired: frozenset[str],

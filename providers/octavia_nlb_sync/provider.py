@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, ip_address
 from typing import Any
 
 import pulumi
@@ -27,10 +27,13 @@ from providers.inputs import changed_inputs, check_inputs, known
 from providers.octavia_nlb_sync import elbv2, octavia
 from providers.octavia_nlb_sync.planner import (
     GroupPlan,
+    Member,
     desired_targets,
+    members_after_up,
     plan_group,
     plan_release,
     target_group_label,
+    target_key,
 )
 
 PROVIDER_VERSION = "1"
@@ -49,8 +52,11 @@ TARGET_GROUP_ARN = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Binding:
+    """A pool feeding a target group; `members` when the stack declares the pool's members."""
+
     pool_id: str
     target_group_arn: str
+    members: tuple[Member, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,10 @@ class SyncSpec:
     max_deregister_fraction: float
     os_cloud: str | None
     aws_region: str | None
+
+    def declared(self) -> dict[str, tuple[Member, ...]]:
+        """Pool → the members the stack declares for it (pools it declares nothing for: absent)."""
+        return {b.pool_id: b.members for b in self.bindings if b.members is not None}
 
     def pools_by_group(self) -> dict[str, tuple[str, ...]]:
         """Target group → the pools that feed it (a TCP_UDP group is fed by two)."""
@@ -80,9 +90,7 @@ class SyncSpec:
         values = {**DEFAULTS, **{k: v for k, v in props.items() if v is not None}}
         return cls(
             loadbalancer_id=str(values["loadbalancer_id"]),
-            bindings=tuple(
-                Binding(str(b["pool_id"]), str(b["target_group_arn"])) for b in values["bindings"]
-            ),
+            bindings=tuple(_binding(b) for b in values["bindings"]),
             vpc_cidrs=tuple(IPv4Network(c) for c in values["vpc_cidrs"]),
             owns_target_groups=bool(values["owns_target_groups"]),
             max_deregister_fraction=float(values["max_deregister_fraction"]),
@@ -102,11 +110,20 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         if not known(news):
             return DiffResult(changes=True, replaces=[], delete_before_replace=False)
         spec = SyncSpec.from_props(news)
-        plans = _plan(spec, _owned(olds), elbv2.client(spec.aws_region))
-        for plan in plans:
-            pulumi.log.info(
-                f"{plan.summary()} targets to sync (octavia lb {news['loadbalancer_id']})"
+        try:
+            plans = _plan(spec, _owned(olds), elbv2.client(spec.aws_region), _withdrawn(olds, spec))
+        except octavia.OctaviaUnavailable as error:
+            # Octavia down must not block the `up` an operator runs because it is down (a DNS
+            # drain, say): the sync stays as it is unless its own inputs changed, and `update`
+            # then fails on the same read, before any write.
+            pulumi.log.warn(
+                f"octavia lb {spec.loadbalancer_id}: member drift unknown, Octavia did not "
+                f"answer ({error}). The sync is left as it is; the rest of the stack goes on. "
+                "Run `pulumi up` again once Octavia answers."
             )
+            return DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+        for plan in plans:
+            pulumi.log.info(f"{plan.summary()} targets to sync (octavia lb {spec.loadbalancer_id})")
         drift = any(not p.is_noop for p in plans)
         return DiffResult(changes=bool(changed) or drift, replaces=[], delete_before_replace=False)
 
@@ -116,7 +133,8 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         return CreateResult(f"octavia-nlb-sync-{spec.loadbalancer_id}", outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(_sync(SyncSpec.from_props(news), news, owned=_owned(olds)))
+        spec = SyncSpec.from_props(news)
+        return UpdateResult(_sync(spec, news, owned=_owned(olds), withdrawn=_withdrawn(olds, spec)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Refresh: the owned targets still registered, and the sync that is due.
@@ -243,15 +261,42 @@ def _validate_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
         if known(pool_id) and known(arn) and (pool_id, arn) in seen:
             failures.append((where, f"pool {pool_id} is bound to {arn} twice"))
         seen.add((pool_id, arn))
+        if "members" in binding and known(binding["members"]):
+            failures.extend(_validate_members(f"{where}.members", binding["members"]))
+    return failures
+
+
+def _validate_members(where: str, members: Any) -> list[tuple[str, str]]:
+    """Declared members: a list of {address, port, weight?, admin_state_up?}, each once."""
+    if not isinstance(members, list):
+        return [(where, "must be a list of {address, port, weight}")]
+    failures, seen = [], set()
+    for i, m in enumerate(members):
+        try:
+            key = target_key(str(ip_address(m["address"])), int(m["port"]))
+            if not 1 <= int(m["port"]) <= 65535 or not 0 <= int(m.get("weight", 1)) <= 256:
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            shape = "{address: IP, port: 1..65535, weight: 0..256}"
+            failures.append((f"{where}[{i}]", f"must be {shape}, got {m!r}"))
+            continue
+        if key in seen:
+            failures.append((f"{where}[{i}]", f"{key} is declared twice"))
+        seen.add(key)
     return failures
 
 
 def _plan(
-    spec: SyncSpec, owned: Mapping[str, frozenset[str]], client: Any, guarded: bool = True
+    spec: SyncSpec,
+    owned: Mapping[str, frozenset[str]],
+    client: Any,
+    withdrawn: Mapping[str, frozenset[str]] | None = None,
+    guarded: bool = True,
 ) -> list[GroupPlan]:
     """Read Octavia and the NLB, then plan every group; raises before any write on a bad read."""
     conn = octavia.connect(spec.os_cloud)
     pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
+    declared = spec.declared()
     plans = []
     for arn, pools in spec.pools_by_group().items():
         members = []
@@ -262,7 +307,12 @@ def _plan(
                     f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); "
                     "the NLB was not touched."
                 )
-            members.extend(octavia.read_members(conn, pool_id))
+            live = octavia.read_members(conn, pool_id)
+            if pool_id in declared:
+                live = members_after_up(
+                    live, declared[pool_id], (withdrawn or {}).get(pool_id, frozenset())
+                )
+            members.extend(live)
         plans.append(
             plan_group(
                 arn,
@@ -281,9 +331,14 @@ def _plan(
     return plans
 
 
-def _sync(spec: SyncSpec, props: Mapping[str, Any], owned: Mapping[str, frozenset[str]]) -> dict:
+def _sync(
+    spec: SyncSpec,
+    props: Mapping[str, Any],
+    owned: Mapping[str, frozenset[str]],
+    withdrawn: Mapping[str, frozenset[str]] | None = None,
+) -> dict:
     client = elbv2.client(spec.aws_region)
-    plans = _plan(spec, owned, client)
+    plans = _plan(spec, owned, client, withdrawn)
     # Deregister everywhere before registering anywhere: a drained member stops receiving
     # new flows first, and the deregistration delay starts as early as possible.
     deregistered = sum(
@@ -312,6 +367,39 @@ def _pending(plans: list[GroupPlan]) -> dict[str, str]:
         for p in plans
         if not p.is_noop
     }
+
+
+def _withdrawn(olds: Mapping[str, Any], spec: SyncSpec) -> dict[str, frozenset[str]]:
+    """Pool → members the stack declared before and no longer does (deleted after the sync)."""
+    old_bindings = olds.get("bindings")
+    if not old_bindings or not known(old_bindings):
+        return {}
+    now = spec.declared()
+    return {
+        b.pool_id: frozenset(m.target for m in b.members)
+        - {m.target for m in now.get(b.pool_id, ())}
+        for b in map(_binding, old_bindings)
+        if b.members is not None
+    }
+
+
+def _binding(raw: Mapping[str, Any]) -> Binding:
+    members = raw.get("members")
+    return Binding(
+        pool_id=str(raw["pool_id"]),
+        target_group_arn=str(raw["target_group_arn"]),
+        members=None
+        if members is None
+        else tuple(
+            Member(
+                address=str(m["address"]),
+                protocol_port=int(m["port"]),
+                weight=int(m.get("weight", 1)),
+                admin_state_up=bool(m.get("admin_state_up", True)),
+            )
+            for m in members
+        ),
+    )
 
 
 def _owned(props: Mapping[str, Any]) -> dict[str, frozenset[str]]:

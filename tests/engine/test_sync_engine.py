@@ -1,0 +1,65 @@
+"""The Octavia → NLB sync run by the real Pulumi engine (CLI built from source, file backend)
+against the real Octavia API and moto. What the mocks and the provider host cannot show: the
+engine's own preview lines, its step order, its state file and its handling of failures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.engine.conftest import Engine
+from tests.fixtures.sync_world import VPC_CIDR, live
+
+pytestmark = pytest.mark.engine
+
+M1, M2, M3, M4 = "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"
+BY_HAND = "10.10.0.99"  # registered by someone else: no sync may ever remove it
+
+
+def world(lb_id: str, *bindings: tuple[str, str], **extra: object) -> dict[str, object]:
+    return {
+        "loadbalancerId": lb_id,
+        "bindings": [{"poolId": p, "targetGroupArn": t} for p, t in bindings],
+        "vpcCidrs": [VPC_CIDR],
+        **extra,
+    }
+
+
+def test_lifecycle_up_preview_drain_refresh_destroy(octavia, target_group, elbv2, engine: Engine):
+    """Members managed in Octavia directly (adopt mode): the engine shows and applies each change."""
+    lb, pool = octavia({443: [(M1, 443), (M2, 443)]})
+    tg = target_group()
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": BY_HAND, "Port": 443}])
+    engine.world(world(lb.lb_id, (pool, tg), declareMembers=False))
+
+    first = engine.up()
+    assert "+1 -0" not in first  # a create has no diff line; its log says what it did
+    assert "tg/shop-443: +2 -0 targets synced" in first
+    assert live(elbv2, tg) == sorted([f"{M1}:443", f"{M2}:443", f"{BY_HAND}:443"])
+
+    # A member added in Octavia is drift: the preview names it, as the engine prints it.
+    lb.add(pool, M3, 443)
+    preview = engine.preview()
+    assert "tg/shop-443: +1 -0 targets to sync" in preview, preview
+    assert "~ pulumi-python:dynamic/hybrid-infra:OctaviaNlbSync: (update)" in preview
+    assert live(elbv2, tg) == sorted([f"{M1}:443", f"{M2}:443", f"{BY_HAND}:443"])  # preview
+    engine.up()
+    assert f"{M3}:443" in live(elbv2, tg)
+
+    # Weight 0 drains. The sync deregisters only because `update` got the old outputs (the
+    # targets it registered); without them nothing would be in its scope.
+    lb.update(pool, M1, weight=0)
+    assert "tg/shop-443: +0 -1 targets synced" in engine.up()
+    assert live(elbv2, tg) == sorted([f"{M2}:443", f"{M3}:443", f"{BY_HAND}:443"])
+
+    # Refresh reports the pending sync as drift, and writes nothing to the NLB.
+    lb.add(pool, M4, 443)
+    refreshed = engine.run("refresh", "--yes").stdout
+    pending = engine.resources()["sync"]["outputs"]["pending"]
+    assert pending == {tg: "+1 -0"}, refreshed
+    assert f"{M4}:443" not in live(elbv2, tg)
+
+    # Destroy, in a new process from the provider pickled in state, releases only owned targets.
+    assert "__provider" in engine.resources()["sync"]["inputs"]
+    engine.run("destroy", "--yes")
+    assert live(elbv2, tg) == [f"{BY_HAND}:443"]
