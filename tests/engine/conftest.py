@@ -122,6 +122,7 @@ def engine_env(bin_dir: Path, home: Path, state: Path) -> dict[str, str]:
         "PULUMI_BACKEND_URL": f"file://{state}",
         "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
         "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DEBUG_COMMANDS": "true",  # enables `--event-log`, the engine's step record
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "NO_COLOR": "1",
     }

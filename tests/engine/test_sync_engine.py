@@ -5,6 +5,8 @@ engine's own preview lines, its step order, its state file and its handling of f
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.engine.conftest import Engine
@@ -26,7 +28,7 @@ def world(lb_id: str, *bindings: tuple[str, str], **extra: object) -> dict[str, 
 
 
 def test_lifecycle_up_preview_drain_refresh_destroy(octavia, target_group, elbv2, engine: Engine):
-    """Members managed in Octavia directly (adopt mode): the engine shows and applies each change."""
+    """Members managed in Octavia directly (adopt mode): the engine shows and applies each."""
     lb, pool = octavia({443: [(M1, 443), (M2, 443)]})
     tg = target_group()
     elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": BY_HAND, "Port": 443}])
@@ -63,3 +65,50 @@ def test_lifecycle_up_preview_drain_refresh_destroy(octavia, target_group, elbv2
     assert "__provider" in engine.resources()["sync"]["inputs"]
     engine.run("destroy", "--yes")
     assert live(elbv2, tg) == [f"{BY_HAND}:443"]
+
+
+def steps(event_log: str) -> list[tuple[str, str, str]]:
+    """(event, op, resource name) of every step the engine started or finished, in order."""
+    found = []
+    with open(event_log) as lines:
+        for line in lines:
+            event = json.loads(line)
+            for kind in ("resourcePreEvent", "resOutputsEvent"):
+                if kind in event:
+                    meta = event[kind]["metadata"]
+                    found.append((kind, meta["op"], meta["urn"].rsplit("::", 1)[-1]))
+    return found
+
+
+def test_one_up_adds_drains_and_removes_declared_members(
+    octavia, target_group, elbv2, octavia_conn, project_id, engine: Engine, tmp_path
+):
+    """Members declared in the stack (stand-ins for openstack.loadbalancer.Member): after ONE
+    `up` the target group equals the declared serving members, and a removed member leaves the
+    NLB before the engine deletes it from Octavia. Without the declared members in the sync's
+    bindings, the preview shows +0 -0 and the removed member stays a target."""
+    lb, pool = octavia({443: []})
+    tg = target_group()
+
+    def member(address: str, weight: int = 1) -> dict[str, object]:
+        return {"poolId": pool, "address": address, "port": 443, "weight": weight}
+
+    base = world(lb.lb_id, (pool, tg), projectId=project_id)
+    engine.world({**base, "members": [member(M1), member(M2)]})
+    engine.up()
+    assert live(elbv2, tg) == [f"{M1}:443", f"{M2}:443"], "members reach the NLB in the same up"
+
+    # Remove M1, drain M2 (weight 0), add M3: one preview says it, one up does it.
+    engine.world({**base, "members": [member(M2, weight=0), member(M3)]})
+    assert "tg/shop-443: +1 -2 targets to sync" in engine.preview()
+    log = tmp_path / "events.jsonl"
+    engine.up("--event-log", str(log))
+    assert live(elbv2, tg) == [f"{M3}:443"]
+    in_octavia = {m.address: m.weight for m in octavia_conn.load_balancer.members(pool)}
+    assert in_octavia == {M2: 0, M3: 1}
+
+    order = steps(str(log))
+    synced = order.index(("resOutputsEvent", "update", "sync"))
+    deleted = order.index(("resourcePreEvent", "delete", f"member-{M1}:443"))
+    created = order.index(("resOutputsEvent", "create", f"member-{M3}:443"))
+    assert created < synced < deleted, order

@@ -8,26 +8,33 @@ value, so a test can see whether the rest of a stack still updates.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import openstack
 import pulumi
+from openstack.exceptions import ConflictException
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 ACTIVE_TIMEOUT = 120
+T = TypeVar("T")
 
 
 class _MemberProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         conn = openstack.connect()
-        member = conn.load_balancer.create_member(
-            props["pool_id"],
-            project_id=props["project_id"],
-            address=props["address"],
-            protocol_port=int(props["port"]),
-            weight=int(props["weight"]),
+        member = _when_active(
+            conn,
+            props["loadbalancer_id"],
+            lambda: conn.load_balancer.create_member(
+                props["pool_id"],
+                project_id=props["project_id"],
+                address=props["address"],
+                protocol_port=int(props["port"]),
+                weight=int(props["weight"]),
+            ),
         )
-        _wait(conn, props["loadbalancer_id"])
         return CreateResult(member.id, props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -38,14 +45,39 @@ class _MemberProvider(ResourceProvider):
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         conn = openstack.connect()
-        conn.load_balancer.update_member(id_, news["pool_id"], weight=int(news["weight"]))
-        _wait(conn, news["loadbalancer_id"])
+        _when_active(
+            conn,
+            news["loadbalancer_id"],
+            lambda: conn.load_balancer.update_member(
+                id_, news["pool_id"], weight=int(news["weight"])
+            ),
+        )
         return UpdateResult(news)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         conn = openstack.connect()
-        conn.load_balancer.delete_member(id_, props["pool_id"], ignore_missing=True)
-        _wait(conn, props["loadbalancer_id"])
+        _when_active(
+            conn,
+            props["loadbalancer_id"],
+            lambda: conn.load_balancer.delete_member(id_, props["pool_id"], ignore_missing=True),
+        )
+
+
+def _when_active(conn: openstack.connection.Connection, lb_id: str, change: Callable[[], T]) -> T:
+    """Octavia refuses a change (409) while the LB is PENDING_UPDATE from another one; the
+    engine runs independent members in parallel, so wait and retry, as provider plugins do."""
+    deadline = time.monotonic() + ACTIVE_TIMEOUT
+    while True:
+        _wait(conn, lb_id)
+        try:
+            result = change()
+        except ConflictException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+            continue
+        _wait(conn, lb_id)
+        return result
 
 
 def _wait(conn: openstack.connection.Connection, lb_id: str) -> None:
