@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -48,6 +49,9 @@ class OctaviaSide:
     listeners: tuple[OctaviaListener, ...]
     pool_ids: dict[str, pulumi.Input[str]]
     member_ports: frozenset[tuple[str, int]]
+    declared_members: dict[str, list[dict[str, Any]]] | None = None
+    """Pool key → the members the stack declares (create mode); None when Octavia is read."""
+    members: tuple[pulumi.Resource, ...] = ()
 
 
 class HybridLoadBalancer(pulumi.ComponentResource):
@@ -77,7 +81,12 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             max_deregister_fraction=nlb_opts.max_deregister_fraction,
             os_cloud=args.on_prem.cloud,
             aws_region=args.aws.region,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(target_groups.values())),
+            # The sync runs after the members it binds are created or updated; members the stack
+            # removes are deleted after it, and the bindings' declared members let it deregister
+            # those first (see planner.members_after_up).
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*target_groups.values(), *octavia_side.members]
+            ),
         )
         dns = WeightedFailover(
             f"{name}-dns",
@@ -124,6 +133,8 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         listeners: list[OctaviaListener] = []
         pool_ids: dict[str, pulumi.Input[str]] = {}
         ports: set[tuple[str, int]] = set()
+        declared: dict[str, list[dict[str, Any]]] = {}
+        members: list[pulumi.Resource] = []
         for li in spec.create.listeners:
             key = f"{name}-{li.name}"
             listener = openstack.loadbalancer.Listener(
@@ -145,8 +156,17 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             monitor = _monitor(li.pool.health_monitor)
             if monitor is not None:
                 openstack.loadbalancer.Monitor(key, pool_id=pool.id, **asdict(monitor), opts=opts)
+            declared[key] = [
+                {
+                    "address": str(m.address),
+                    "port": m.port,
+                    "weight": m.weight,
+                    "admin_state_up": m.admin_state_up,
+                }
+                for m in li.pool.members
+            ]
             for member in li.pool.members:
-                openstack.loadbalancer.Member(
+                resource = openstack.loadbalancer.Member(
                     f"{key}-{member.address}-{member.port}",
                     pool_id=pool.id,
                     address=str(member.address),
@@ -155,6 +175,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                     admin_state_up=member.admin_state_up,
                     opts=opts,
                 )
+                members.append(resource)
                 ports.add((POOL_TRANSPORT[li.pool.protocol], member.port))
             pool_ids[key] = pool.id
             listeners.append(
@@ -167,7 +188,15 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                     monitor=monitor,
                 )
             )
-        return OctaviaSide(lb.id, lb.vip_address, tuple(listeners), pool_ids, frozenset(ports))
+        return OctaviaSide(
+            lb.id,
+            lb.vip_address,
+            tuple(listeners),
+            pool_ids,
+            frozenset(ports),
+            declared,
+            tuple(members),
+        )
 
     def _adopted(self, loadbalancer_id: str) -> OctaviaSide:
         """The seed's build flow: read the existing LB and mirror what it has now."""
@@ -265,7 +294,15 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             )
             target_groups[listener.name] = target_group
             bindings.extend(
-                {"pool_id": side.pool_ids[pool], "target_group_arn": target_group.arn}
+                {
+                    "pool_id": side.pool_ids[pool],
+                    "target_group_arn": target_group.arn,
+                    **(
+                        {"members": side.declared_members[pool]}
+                        if side.declared_members is not None
+                        else {}
+                    ),
+                }
                 for pool in listener.pool_keys
             )
         return nlb, target_groups, bindings

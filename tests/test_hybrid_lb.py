@@ -23,6 +23,7 @@ NLB = "aws:lb/loadBalancer:LoadBalancer"
 TG = "aws:lb/targetGroup:TargetGroup"
 SYNC = "pulumi-python:dynamic/hybrid-infra:OctaviaNlbSync"
 OCTAVIA_POOL = "openstack:loadbalancer/pool:Pool"
+OCTAVIA_MEMBER = "openstack:loadbalancer/member:Member"
 RECORD = "aws:route53/record:Record"
 CHECK = "aws:route53/healthCheck:HealthCheck"
 
@@ -87,6 +88,27 @@ def test_each_octavia_pool_has_one_target_group_and_one_binding(prod):
         f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{groups[0].name}/0123456789abcdef"
     }
     assert {g.urn for g in groups} <= set(sync.dependencies)
+
+
+def test_in_create_mode_the_sync_follows_the_members_and_knows_them(prod):
+    """Mocks, program shape: the engine runs the sync after every Member it binds (so an added
+    or re-weighted member reaches the NLB in the same `up`), and the bindings carry the
+    declared members (so a removed one is deregistered before the engine deletes it)."""
+    created = [r for r in prod.of_type(HLB) if of(descendants(prod, r), OCTAVIA_MEMBER)]
+    assert created, "prod declares no Octavia members in create mode"
+    for component in created:
+        below = descendants(prod, component)
+        (sync,) = of(below, SYNC)
+        members = of(below, OCTAVIA_MEMBER)
+        assert {m.urn for m in members} <= set(sync.dependencies)
+        declared = sorted(
+            (m["address"], m["port"], m["weight"])
+            for b in sync.inputs["bindings"]
+            for m in b["members"]
+        )
+        assert declared == sorted(
+            (m.inputs["address"], m.inputs["protocolPort"], m.inputs["weight"]) for m in members
+        )
 
 
 def test_target_groups_are_ip_targets_with_health_checks_from_the_monitor(prod):

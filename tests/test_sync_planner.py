@@ -12,6 +12,7 @@ from providers.octavia_nlb_sync.planner import (
     SyncRefused,
     chunks,
     desired_targets,
+    members_after_up,
     needs_zone_all,
     plan_group,
     plan_release,
@@ -125,3 +126,35 @@ def test_on_prem_ips_need_zone_all_and_vpc_ips_do_not():
 
 def test_target_group_label_is_short():
     assert target_group_label(ARN) == "tg/shop-443"
+
+
+members = st.lists(
+    st.builds(
+        Member,
+        address=st.sampled_from([f"172.17.0.{i}" for i in range(1, 9)]),
+        protocol_port=st.sampled_from([443, 8443]),
+        weight=st.integers(0, 3),
+        admin_state_up=st.booleans(),
+    ),
+    max_size=12,
+    unique_by=lambda m: m.target,
+)
+
+
+@given(live=members, declared=members, withdrawn=st.frozensets(keys.map(str), max_size=5))
+def test_members_after_up_are_the_declared_ones_plus_undeclared_live_ones(
+    live, declared, withdrawn
+):
+    """Declared members win as declared; withdrawn ones are gone even while Octavia lists them;
+    a member nobody declared (added by hand) stays as Octavia lists it."""
+    after = {m.target: m for m in members_after_up(live, declared, withdrawn)}
+    assert {m.target: m for m in declared}.items() <= after.items()
+    for m in live:
+        if m.target not in {d.target for d in declared}:
+            assert (after.get(m.target) == m) is (m.target not in withdrawn)
+
+
+def test_a_removed_member_is_not_desired_while_octavia_still_lists_it():
+    live = [Member("172.17.0.1", 443), Member("172.17.0.2", 443)]
+    after = members_after_up(live, [Member("172.17.0.2", 443, weight=0)], ["172.17.0.1:443"])
+    assert desired_targets(after) == frozenset()
