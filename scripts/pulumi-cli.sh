@@ -43,7 +43,7 @@ started=$SECONDS
 staging="$bin.partial"
 rm -rf "$staging"
 mkdir -p "$staging"
-export GOFLAGS="-mod=mod -trimpath"
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
 export CGO_ENABLED=0
 echo "pulumi-cli: building pulumi $version into $bin (first time on this machine: ~10 min)" >&2
 (cd "$here/cli" && go build -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \

@@ -84,7 +84,13 @@ class Engine:
         # Through stdin, so the value is never a command-line argument.
         command = [str(self.bin_dir / "pulumi"), "config", "set", "--secret", key]
         subprocess.run(
-            command, input=value, cwd=self.work_dir, env=self.env, check=True, capture_output=True
+            command,
+            input=value,
+            cwd=self.work_dir,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
 
     def preview(self, *args: str) -> str:

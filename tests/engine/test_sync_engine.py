@@ -6,10 +6,11 @@ engine's own preview lines, its step order, its state file and its handling of f
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from tests.engine.conftest import Engine
+from tests.engine.conftest import Engine, EngineError
 from tests.fixtures.sync_world import VPC_CIDR, live
 
 pytestmark = pytest.mark.engine
@@ -112,3 +113,55 @@ def test_one_up_adds_drains_and_removes_declared_members(
     deleted = order.index(("resourcePreEvent", "delete", f"member-{M1}:443"))
     created = order.index(("resOutputsEvent", "create", f"member-{M3}:443"))
     assert created < synced < deleted, order
+
+
+def test_unknown_inputs_at_preview_show_an_update_and_read_nothing(
+    octavia, target_group, elbv2, engine: Engine
+):
+    """When an input waits on a resource not created yet, the engine calls `diff` with unknowns:
+    the preview must succeed and show the update, without planning a sync on guessed values (no
+    "targets to sync" line: nothing was read)."""
+    lb, pool = octavia({443: [(M1, 443)]})
+    tg = target_group()
+    engine.world(world(lb.lb_id, (pool, tg), declareMembers=False))
+    engine.up()
+    engine.world(world(lb.lb_id, (pool, tg), declareMembers=False, lbIdAfterGate=True))
+    preview = engine.preview()
+    assert "~ pulumi-python:dynamic/hybrid-infra:OctaviaNlbSync: (update)" in preview
+    assert re.search(r"~ loadbalancer_id *: \"[0-9a-f-]+\" => \[unknown\]", preview), preview
+    assert "targets to sync" not in preview
+    engine.up()
+    assert live(elbv2, tg) == [f"{M1}:443"]
+
+
+def test_octavia_outage_the_rest_goes_on_a_failed_update_converges_later(
+    octavia, octavia_server, target_group, elbv2, engine: Engine
+):
+    """Octavia down: an `up` that does not change the sync still updates the rest of the stack
+    (the DNS drain an operator makes because Octavia is down); one that changes the sync fails
+    with nothing written and leaves state the next `up` converges from once Octavia is back."""
+    lb, pool_a, pool_b = octavia({443: [(M1, 443)], 8443: [(M2, 8443)]})
+    tg_a, tg_b = target_group("shop-443"), target_group("shop-8443")
+    engine.world(world(lb.lb_id, (pool_a, tg_a), declareMembers=False, note="before"))
+    engine.up()
+
+    octavia_server.stop()
+    try:
+        engine.world(world(lb.lb_id, (pool_a, tg_a), declareMembers=False, note="drain octavia"))
+        shown = engine.up()
+        assert f"octavia lb {lb.lb_id}: member drift unknown" in shown
+        assert engine.resources()["note"]["outputs"]["text"] == "drain octavia"
+
+        engine.world(world(lb.lb_id, (pool_a, tg_a), (pool_b, tg_b), declareMembers=False))
+        with pytest.raises(EngineError) as failed:
+            engine.up()
+        assert "The NLB was not touched" in failed.value.output
+        assert live(elbv2, tg_b) == []
+        assert len(engine.resources()["sync"]["inputs"]["bindings"]) == 1  # old state kept
+    finally:
+        octavia_server.start()
+
+    engine.up()
+    assert live(elbv2, tg_a) == [f"{M1}:443"]
+    assert live(elbv2, tg_b) == [f"{M2}:8443"]
+    assert set(engine.outputs()["targets"]) == {tg_a, tg_b}

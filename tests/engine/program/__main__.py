@@ -45,10 +45,15 @@ def binding(b: dict) -> dict:
     return bound
 
 
+loadbalancer_id: pulumi.Input[str] = world.get("loadbalancerId", "")
+if world.get("lbIdAfterGate"):
+    # An input the engine cannot know at preview: it waits for the id of a resource not created.
+    loadbalancer_id = Note("gate", "gate").id.apply(lambda _: world["loadbalancerId"])
+
 if world.get("bindings"):
     sync = OctaviaNlbSync(
         "sync",
-        loadbalancer_id=world["loadbalancerId"],
+        loadbalancer_id=loadbalancer_id,
         bindings=[binding(b) for b in world["bindings"]],
         vpc_cidrs=world["vpcCidrs"],
         opts=pulumi.ResourceOptions(depends_on=list(members.values())),
