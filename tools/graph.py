@@ -216,18 +216,29 @@ def _component_home(urn: str, resources: Resources) -> str | None:
 def _collapsed_nodes(
     resources: Resources, drawn: set[str], home: Mapping[str, str | None]
 ) -> dict[str, str]:
-    """URN → node id; sibling leaves alike in type, parent and dependencies share one node."""
-    referenced = {d for u in drawn for d in resources[u]["dependencies"]}
-    referenced |= {resources[u]["parent"] for u in drawn}
+    """URN → node id; sibling leaves alike in type, parent, dependencies and dependents share
+    one node (the members of a pool, all awaited by the same sync)."""
+    parents = {resources[u]["parent"] for u in drawn}
+    dependents: dict[str, list[str]] = defaultdict(list)
+    for u in sorted(drawn):
+        for d in resources[u]["dependencies"]:
+            dependents[d].append(u)
     buckets: dict[tuple[Any, ...], list[str]] = defaultdict(list)
     for urn in sorted(drawn):
         r = resources[urn]
         if not r["custom"]:
             continue
-        if urn in referenced:
+        if urn in parents:
             buckets[("single", urn)].append(urn)
         else:
-            key = ("alike", home[urn], r["parent"], r["type"], tuple(r["dependencies"]))
+            key = (
+                "alike",
+                home[urn],
+                r["parent"],
+                r["type"],
+                tuple(r["dependencies"]),
+                tuple(dependents[urn]),
+            )
             buckets[key].append(urn)
     shared: list[list[str]] = []
     for urns in buckets.values():
