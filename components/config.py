@@ -112,6 +112,8 @@ class Listener(Model):
     protocol: Literal["TCP", "UDP", "HTTP", "HTTPS", "TERMINATED_HTTPS"]
     port: Port
     pool: Pool
+    default_tls_container_ref: Annotated[str, Field(min_length=1)] | None = None
+    """Barbican container of the certificate a TERMINATED_HTTPS listener presents."""
 
 
 class CreateSpec(Model):
@@ -369,6 +371,13 @@ class StackConfig(Model):
             if isinstance(c, OnPremClusterSpec) and c.twin
         ]
         return (*self.clusters, *twins)
+
+    def cluster_capacity(self, name: str) -> int:
+        """Users a cluster can host; an EKS twin is sized like its on-prem cluster."""
+        for onprem, spec in self.clusters.items():
+            if name == twin_name(onprem) and isinstance(spec, OnPremClusterSpec) and spec.twin:
+                return spec.capacity
+        return self.clusters[name].capacity
 
 
 def twin_name(cluster: str) -> str:
@@ -647,9 +656,80 @@ PRIVATE_RANGES = tuple(
 )
 
 
+# Octavia's own rules (octavia/common/constants.py VALID_LISTENER_POOL_PROTOCOL_MAP, and
+# octavia/api/v2/controllers/health_monitor.py), which it enforces only when the API is called.
+LISTENER_POOL_PROTOCOLS: dict[str, frozenset[str]] = {
+    "TCP": frozenset({"HTTP", "HTTPS", "PROXY", "PROXYV2", "TCP"}),
+    "HTTP": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "HTTPS": frozenset({"HTTPS", "PROXY", "PROXYV2", "TCP"}),
+    "TERMINATED_HTTPS": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "UDP": frozenset({"UDP"}),
+}
+UDP_POOL_MONITORS = frozenset({"UDP-CONNECT", "TCP", "HTTP"})
+UDP_CONNECT_MIN_DELAY = 3  # [api_settings] udp_connect_min_interval_health_monitor default
+HTTP_MONITORS = frozenset({"HTTP", "HTTPS"})
+
+
+def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
+    """What Octavia's API refuses for one listener, its pool and monitor, said at config time."""
+    problems = []
+    pool = listener.pool
+    if pool.protocol not in LISTENER_POOL_PROTOCOLS[listener.protocol]:
+        allowed = ", ".join(sorted(LISTENER_POOL_PROTOCOLS[listener.protocol]))
+        problems.append(
+            f"{path}.pool.protocol: Octavia refuses a {pool.protocol} pool behind a "
+            f"{listener.protocol} listener (allowed: {allowed})"
+        )
+    tls = listener.default_tls_container_ref
+    if listener.protocol == "TERMINATED_HTTPS" and tls is None:
+        problems.append(
+            f"{path}.defaultTlsContainerRef: a TERMINATED_HTTPS listener needs the Barbican "
+            "container of its certificate (Octavia refuses it without one)"
+        )
+    if listener.protocol != "TERMINATED_HTTPS" and tls is not None:
+        problems.append(
+            f"{path}.defaultTlsContainerRef: only a TERMINATED_HTTPS listener takes a "
+            f"certificate; this one is {listener.protocol}"
+        )
+    monitor = pool.health_monitor
+    if monitor is not None:
+        where = f"{path}.pool.healthMonitor"
+        if pool.protocol == "UDP" and monitor.type not in UDP_POOL_MONITORS:
+            problems.append(
+                f"{where}.type: a UDP pool takes a {', '.join(sorted(UDP_POOL_MONITORS))} "
+                f"monitor, not {monitor.type}"
+            )
+        if pool.protocol != "UDP" and monitor.type == "UDP-CONNECT":
+            problems.append(f"{where}.type: UDP-CONNECT monitors only UDP pools")
+        if monitor.type == "UDP-CONNECT" and monitor.delay < UDP_CONNECT_MIN_DELAY:
+            problems.append(
+                f"{where}.delay: a UDP-CONNECT monitor needs a delay of at least "
+                f"{UDP_CONNECT_MIN_DELAY} s"
+            )
+        for key, value in (
+            ("urlPath", monitor.url_path),
+            ("expectedCodes", monitor.expected_codes),
+        ):
+            if value is not None and monitor.type not in HTTP_MONITORS:
+                problems.append(f"{where}.{key}: only HTTP and HTTPS monitors take it")
+    for key, count in Counter((str(m.address), m.port) for m in pool.members).items():
+        if count > 1:
+            problems.append(
+                f"{path}.pool.members: {key[0]}:{key[1]} is listed {count} times; Octavia keeps "
+                "one member per address and port"
+            )
+    return problems
+
+
 def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
     problems = []
     address = lb.dns.octavia_address
+    if lb.dns.octavia_vip == "public" and address is None:
+        problems.append(
+            f"{path}.dns.octaviaAddress: required with octaviaVip: public. The VIP itself is a "
+            "tenant address that Route53 cannot reach or check; give its floating IP, or set "
+            "octaviaVip: private with an octaviaAlarm"
+        )
     if lb.dns.octavia_vip == "public" and address and any(address in r for r in PRIVATE_RANGES):
         problems.append(
             f"{path}.dns.octaviaAddress: {address} is private, so Route53's checkers cannot "
@@ -666,6 +746,7 @@ def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
                     f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
                 )
         for i, listener in enumerate(listeners):
+            problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
             for j, member in enumerate(listener.pool.members):
                 if not any(member.address in cidr for cidr in config.on_prem.dx_cidrs):
                     problems.append(

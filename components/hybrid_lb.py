@@ -143,6 +143,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 loadbalancer_id=lb.id,
                 protocol=li.protocol,
                 protocol_port=li.port,
+                default_tls_container_ref=li.default_tls_container_ref,
                 opts=opts,
             )
             pool = openstack.loadbalancer.Pool(

@@ -139,6 +139,16 @@ def capacity_problems(config: StackConfig) -> list[str]:
                 f"{nominal.load[name]} users of the segments on it ({served}); a Prod of a "
                 "redundant pair must carry its segment alone when the other fails"
             )
+    for cluster in config.cluster_names():
+        on_it = sorted(n for n, p in config.prods.items() if p.cluster == cluster)
+        total = sum(config.prods[n].capacity for n in on_it)
+        if total > config.cluster_capacity(cluster):
+            problems.append(
+                f"{PROJECT}:clusters.{drained_by(config, cluster)}.capacity: "
+                f"{config.cluster_capacity(cluster)} users, but the Prods on {cluster} "
+                f"({', '.join(on_it)}) are sized for {total}; raise the cluster's capacity "
+                "(and its nodes) or move a Prod"
+            )
     return problems
 
 

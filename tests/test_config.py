@@ -109,6 +109,9 @@ def _append_copy(path: str) -> Mutation:
     return apply
 
 
+L0 = "hybrid-infra:loadBalancers[0].create.listeners"
+L1 = "hybrid-infra:loadBalancers[1].create.listeners[0]"
+
 BAD = {
     "weight-out-of-range": (
         _set("loadBalancers.1.dns.weights.nlb", 300),
@@ -238,6 +241,54 @@ BAD = {
     "bad-subnet-id": (
         _set("aws.subnetIds", ["subnet-1"]),
         "hybrid-infra:aws.subnetIds[0]: String should match pattern",
+    ),
+    # Octavia's own rules (docs/cloud-rules.md): its API refuses these only at `up` time.
+    "pool-protocol-the-listener-cannot-take": (
+        _set("loadBalancers.0.create.listeners.1.pool.protocol", "TCP"),
+        f"{L0}[1].pool.protocol: Octavia refuses a TCP pool behind a UDP listener",
+    ),
+    "terminated-https-without-certificate": (
+        _set("loadBalancers.1.create.listeners.0.protocol", "TERMINATED_HTTPS"),
+        f"{L1}.defaultTlsContainerRef: a TERMINATED_HTTPS listener needs",
+    ),
+    "certificate-on-a-tcp-listener": (
+        _set("loadBalancers.0.create.listeners.0.defaultTlsContainerRef", "https://kms/v1/c/1"),
+        f"{L0}[0].defaultTlsContainerRef: only a TERMINATED_HTTPS listener takes",
+    ),
+    "https-monitor-on-a-udp-pool": (
+        _set("loadBalancers.0.create.listeners.1.pool.healthMonitor.type", "HTTPS"),
+        f"{L0}[1].pool.healthMonitor.type: a UDP pool takes a HTTP, TCP, UDP-CONNECT monitor",
+    ),
+    "udp-connect-monitor-on-a-tcp-pool": (
+        _set("loadBalancers.1.create.listeners.0.pool.healthMonitor.type", "UDP-CONNECT"),
+        f"{L1}.pool.healthMonitor.type: UDP-CONNECT monitors only UDP pools",
+    ),
+    "udp-connect-monitor-too-often": (
+        _set(
+            "loadBalancers.0.create.listeners.1.pool.healthMonitor",
+            {"type": "UDP-CONNECT", "delay": 2, "timeout": 1, "maxRetries": 3},
+        ),
+        f"{L0}[1].pool.healthMonitor.delay: a UDP-CONNECT monitor needs a delay of at least 3",
+    ),
+    "url-path-on-a-tcp-monitor": (
+        _set("loadBalancers.1.create.listeners.0.pool.healthMonitor.urlPath", "/healthz"),
+        f"{L1}.pool.healthMonitor.urlPath: only HTTP and HTTPS monitors take it",
+    ),
+    "same-member-twice-in-a-pool": (
+        _set(
+            "loadBalancers.0.create.listeners.0.pool.members.1",
+            {"address": "172.17.10.11", "port": 8443},
+        ),
+        f"{L0}[0].pool.members: 172.17.10.11:8443 is listed 2 times",
+    ),
+    "public-record-without-its-address": (
+        _delete("loadBalancers.0.dns.octaviaAddress"),
+        "hybrid-infra:loadBalancers[0].dns.octaviaAddress: required with octaviaVip: public",
+    ),
+    "prods-larger-than-their-cluster": (
+        _set("prods.C-1.capacity", 5800),
+        "hybrid-infra:clusters.C.capacity: 6000 users, but the Prods on C (C-1, C-2) are sized "
+        "for 6300",
     ),
 }
 

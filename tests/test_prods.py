@@ -235,6 +235,7 @@ def test_release_plan_and_routing_are_exported_in_plain_text(prod):
 def drain_a_with_room_on_g(raw: dict[str, Any]) -> None:
     raw["clusters"]["A"]["drained"] = True
     raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
+    raw["clusters"]["G"]["capacity"] = 10000
 
 
 def test_draining_a_moves_enterprise_to_b1_and_consumer_east_to_a_prod_with_room():
@@ -268,6 +269,7 @@ def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
     raw = prod_raw()
     raw["clusters"]["A"]["drained"] = True
     raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
+    raw["clusters"]["G"]["capacity"] = 10000
     config = parse(raw)
     spec = config.clusters["A"]
     assert isinstance(spec, OnPremClusterSpec)
@@ -308,7 +310,7 @@ def test_a_prod_below_the_users_it_serves_is_a_config_error():
 
 def test_prod_names_that_differ_only_in_case_are_a_config_error():
     raw = prod_raw()
-    raw["prods"]["a-1"] = {"cluster": "B", "capacity": 100}
+    raw["prods"]["a-1"] = {"cluster": "C", "capacity": 100}
     with pytest.raises(ConfigError) as error:
         parse(raw)
     assert error.value.problems == [
