@@ -7,11 +7,13 @@ unhealthy, Route53 fails open and answers as if all were healthy (by weight).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_names import HEALTH_CHECK_REFERENCE, aws_name
 from components.config import Dns, Weights
 
 
@@ -33,6 +35,8 @@ class WeightedFailoverArgs:
     nlb_arn_suffix: pulumi.Input[str]
     nlb_internal: bool
     region: str
+    target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Listener name → its target group's ARN suffix: NLB metrics are per target group."""
 
 
 class WeightedFailover(pulumi.ComponentResource):
@@ -99,7 +103,7 @@ class WeightedFailover(pulumi.ComponentResource):
                 cloudwatch_alarm_name=dns.octavia_alarm.name,
                 cloudwatch_alarm_region=dns.octavia_alarm.region or args.region,
                 insufficient_data_health_status="LastKnownStatus",
-                reference_name=f"{name}-octavia"[:64],
+                reference_name=aws_name(f"{name}-octavia", HEALTH_CHECK_REFERENCE),
                 opts=opts,
             )
         return self._endpoint_check(f"{name}-octavia", dns, opts, ip_address=args.octavia_address)
@@ -108,13 +112,28 @@ class WeightedFailover(pulumi.ComponentResource):
         self, name: str, args: WeightedFailoverArgs, opts: pulumi.ResourceOptions
     ) -> aws.route53.HealthCheck:
         if args.nlb_internal:
-            # An internal NLB is out of the checkers' reach too; its own healthy-host metric
-            # says whether it can serve.
+            return self._healthy_hosts_check(name, args, opts)
+        return self._endpoint_check(f"{name}-nlb", args.dns, opts, fqdn=args.nlb_dns_name)
+
+    @staticmethod
+    def _healthy_hosts_check(
+        name: str, args: WeightedFailoverArgs, opts: pulumi.ResourceOptions
+    ) -> aws.route53.HealthCheck:
+        """An internal NLB is out of the checkers' reach: its healthy-host metric stands in.
+
+        NLB publishes HealthyHostCount per target group only (dimensions LoadBalancer and
+        TargetGroup); an alarm on the LoadBalancer dimension alone never gets data. So one alarm
+        per target group, each behind a CLOUDWATCH_METRIC check, and a CALCULATED check that is
+        healthy only while every group has a healthy host (a port with none is an outage).
+        """
+        checks = []
+        for listener, suffix in sorted(args.target_group_arn_suffixes.items()):
+            key = f"{name}-nlb-{listener}"
             alarm = aws.cloudwatch.MetricAlarm(
-                f"{name}-nlb-healthy-hosts",
+                f"{key}-healthy-hosts",
                 namespace="AWS/NetworkELB",
                 metric_name="HealthyHostCount",
-                dimensions={"LoadBalancer": args.nlb_arn_suffix},
+                dimensions={"LoadBalancer": args.nlb_arn_suffix, "TargetGroup": suffix},
                 statistic="Minimum",
                 period=60,
                 evaluation_periods=2,
@@ -123,15 +142,25 @@ class WeightedFailover(pulumi.ComponentResource):
                 treat_missing_data="breaching",
                 opts=opts,
             )
-            return aws.route53.HealthCheck(
-                f"{name}-nlb",
-                type="CLOUDWATCH_METRIC",
-                cloudwatch_alarm_name=alarm.name,
-                cloudwatch_alarm_region=args.region,
-                insufficient_data_health_status="LastKnownStatus",
-                opts=opts,
+            checks.append(
+                aws.route53.HealthCheck(
+                    key if len(args.target_group_arn_suffixes) > 1 else f"{name}-nlb",
+                    type="CLOUDWATCH_METRIC",
+                    cloudwatch_alarm_name=alarm.name,
+                    cloudwatch_alarm_region=args.region,
+                    insufficient_data_health_status="LastKnownStatus",
+                    opts=opts,
+                )
             )
-        return self._endpoint_check(f"{name}-nlb", args.dns, opts, fqdn=args.nlb_dns_name)
+        if len(checks) == 1:
+            return checks[0]
+        return aws.route53.HealthCheck(
+            f"{name}-nlb",
+            type="CALCULATED",
+            child_healthchecks=[c.id for c in checks],
+            child_health_threshold=len(checks),
+            opts=opts,
+        )
 
     @staticmethod
     def _endpoint_check(

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_openstack as openstack
 
 from components import octavia_catalog
+from components.aws_names import AUTONAMED_ELB_NAME, aws_name
 from components.config import AwsConfig, HealthMonitor, LoadBalancer, OnPremConfig
 from components.dns import WeightedFailover, WeightedFailoverArgs
 from components.nlb_mapping import (
@@ -99,6 +100,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 nlb_arn_suffix=nlb.arn_suffix,
                 nlb_internal=nlb_opts.scheme == "internal",
                 region=args.aws.region,
+                target_group_arn_suffixes={k: tg.arn_suffix for k, tg in target_groups.items()},
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -272,7 +274,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             raise pulumi.RunError(f"{args.config_path}: {error}") from error
         security_group = self._nlb_security_group(name, nlb_listeners, side)
         nlb = aws.lb.LoadBalancer(
-            f"{name}-nlb",
+            aws_name(f"{name}-nlb", AUTONAMED_ELB_NAME),
             load_balancer_type="network",
             internal=args.spec.nlb.scheme == "internal",
             subnets=list(args.aws.subnet_ids),
@@ -284,7 +286,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         bindings: list[pulumi.Input[dict]] = []
         for listener in nlb_listeners:
             key = f"{name}-{listener.name}"
-            target_group = self._target_group(key, listener)
+            target_group = self._target_group(aws_name(key, AUTONAMED_ELB_NAME), listener)
             aws.lb.Listener(
                 key,
                 load_balancer_arn=nlb.arn,

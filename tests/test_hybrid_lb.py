@@ -201,6 +201,43 @@ def test_drain_switch_zeroes_one_side():
     assert effective_weights(spec).nlb == 10
 
 
+def prod_raw() -> dict:
+    return {
+        k.split(":", 1)[1]: json.loads(v)
+        for k, v in stack_config("prod")[0].items()
+        if k.startswith("hybrid-infra:")
+    }
+
+
+def synth_prod(raw: dict):
+    config, secret_keys = stack_config("prod")
+    config = {k: v for k, v in config.items() if not k.startswith("hybrid-infra:")}
+    config.update({f"hybrid-infra:{k}": json.dumps(v) for k, v in raw.items()})
+    return synthesize("prod", config=config, secret_keys=secret_keys)
+
+
+def test_internal_nlb_health_is_every_target_group_having_a_healthy_host():
+    """Mocks, program shape. NLB publishes HealthyHostCount per target group (dimensions
+    LoadBalancer + TargetGroup); an alarm on LoadBalancer alone never has data and, treating
+    missing data as breaching, would keep the NLB out of DNS for good."""
+    raw = prod_raw()
+    api = raw["loadBalancers"][1]
+    api["nlb"]["scheme"] = "internal"
+    second = json.loads(json.dumps(api["create"]["listeners"][0]))
+    api["create"]["listeners"].append({**second, "name": "admin", "port": 8443})
+    result = synth_prod(raw)
+    below = descendants(result, hlb(result, "api"))
+    alarms = of(below, "aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert len(alarms) == len(of(below, TG)) == 2
+    for alarm in alarms:
+        assert alarm.inputs["metricName"] == "HealthyHostCount"
+        assert set(alarm.inputs["dimensions"]) == {"LoadBalancer", "TargetGroup"}
+    (combined,) = [c for c in of(below, CHECK) if c.name == "api-dns-nlb"]
+    assert combined.inputs["type"] == "CALCULATED"
+    assert combined.inputs["childHealthThreshold"] == 2
+    assert len(combined.inputs["childHealthchecks"]) == 2
+
+
 # --- mapping tables -------------------------------------------------------------------------
 
 TCP = Monitor("TCP", 10, 5, 3, 3)

@@ -171,6 +171,7 @@ MOCK_OUTPUTS: dict[str, dict[str, str]] = {
     "aws:lb/targetGroup:TargetGroup": {
         "arn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
         "targetgroup/{name}/0123456789abcdef",
+        "arnSuffix": "targetgroup/{name}/0123456789abcdef",
     },
     "openstack:loadbalancer/loadBalancer:LoadBalancer": {"vipAddress": "172.16.0.10"},
 }
