@@ -135,6 +135,13 @@ class NlbOptions(Model):
     preserve_client_ip: bool = False
     owns_target_groups: bool = False
     max_deregister_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    udp_replies_over_dx: bool = False
+    """The on-prem network routes replies to client addresses back over Direct Connect.
+
+    NLB always preserves the client IP towards UDP and TCP_UDP target groups, so a member
+    answers the client's own address; without this routing the reply bypasses the NLB and is
+    dropped. Only with it set does the twin carry UDP.
+    """
 
 
 class Weights(Model):
@@ -745,6 +752,7 @@ def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
                 problems.append(
                     f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
                 )
+        problems.extend(_check_udp(lb, path))
         for i, listener in enumerate(listeners):
             problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
             for j, member in enumerate(listener.pool.members):
@@ -753,6 +761,43 @@ def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
                         f"{path}.create.listeners[{i}].pool.members[{j}].address: {member.address} "
                         "is outside onPrem.dxCidrs, so the NLB cannot reach it over Direct Connect"
                     )
+    return problems
+
+
+UDP_WITHOUT_RETURN_PATH = (
+    "the NLB twin would carry UDP, and NLB always preserves the client IP for UDP target "
+    "groups: members answer the client's own address directly, so replies bypass Direct "
+    "Connect and the NLB and are dropped. Set nlb.udpRepliesOverDx: true once the on-prem "
+    "network routes replies for client addresses back over Direct Connect, or serve this "
+    "listener from Octavia only"
+)
+
+
+def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
+    """UDP on the twin needs a return path; TCP and UDP on one port need the same members."""
+    assert lb.create is not None
+    problems = []
+    listeners = lb.create.listeners
+    for i, listener in enumerate(listeners):
+        if listener.protocol == "UDP" and not lb.nlb.udp_replies_over_dx:
+            problems.append(f"{path}.create.listeners[{i}].protocol: {UDP_WITHOUT_RETURN_PATH}")
+    by_port: dict[int, list[int]] = {}
+    for i, listener in enumerate(listeners):
+        by_port.setdefault(listener.port, []).append(i)
+    for port, indices in sorted(by_port.items()):
+        if len(indices) != 2:
+            continue
+        tcp, udp = sorted(indices, key=lambda i: _l4(listeners[i]))
+        members = [
+            {(str(m.address), m.port) for m in listeners[i].pool.members} for i in (tcp, udp)
+        ]
+        if members[0] != members[1]:
+            only = ", ".join(f"{a}:{p}" for a, p in sorted(members[0] ^ members[1]))
+            problems.append(
+                f"{path}.create.listeners[{udp}].pool.members: port {port} is one TCP_UDP target "
+                "group on the NLB, which sends both TCP and UDP to every target, so both pools "
+                f"need the same members; in one pool only: {only}"
+            )
     return problems
 
 

@@ -17,10 +17,17 @@ import pulumi_openstack as openstack
 
 from components import octavia_catalog
 from components.aws_names import AUTONAMED_ELB_NAME, aws_name
-from components.config import AwsConfig, HealthMonitor, LoadBalancer, OnPremConfig
+from components.config import (
+    UDP_WITHOUT_RETURN_PATH,
+    AwsConfig,
+    HealthMonitor,
+    LoadBalancer,
+    OnPremConfig,
+)
 from components.dns import WeightedFailover, WeightedFailoverArgs
 from components.nlb_mapping import (
     POOL_TRANSPORT,
+    UDP_TARGET_GROUPS,
     HealthCheck,
     MappingError,
     NlbListener,
@@ -272,6 +279,12 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             nlb_listeners = map_listeners(side.listeners)
         except MappingError as error:
             raise pulumi.RunError(f"{args.config_path}: {error}") from error
+        carries_udp = [li.name for li in nlb_listeners if li.protocol in UDP_TARGET_GROUPS]
+        if carries_udp and not args.spec.nlb.udp_replies_over_dx:
+            raise pulumi.RunError(
+                f"{args.config_path}.nlb.udpRepliesOverDx: listeners {', '.join(carries_udp)}: "
+                f"{UDP_WITHOUT_RETURN_PATH}"
+            )
         security_group = self._nlb_security_group(name, nlb_listeners, side)
         nlb = aws.lb.LoadBalancer(
             aws_name(f"{name}-nlb", AUTONAMED_ELB_NAME),
@@ -320,7 +333,10 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             target_type="ip",
             vpc_id=self.args.aws.vpc_id,
             deregistration_delay=options.deregistration_delay,
-            preserve_client_ip=str(options.preserve_client_ip).lower(),
+            # Always on, and not settable, for UDP and TCP_UDP groups (AWS refuses "false").
+            preserve_client_ip=None
+            if listener.protocol in UDP_TARGET_GROUPS
+            else str(options.preserve_client_ip).lower(),
             proxy_protocol_v2=listener.proxy_protocol_v2,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True,

@@ -37,6 +37,7 @@ POOL_TRANSPORT = {
     "UDP": "UDP",
 }
 PROXY_POOLS = frozenset({"PROXY", "PROXYV2"})
+UDP_TARGET_GROUPS = frozenset({"UDP", "TCP_UDP"})
 HEALTH_CHECK_PROTOCOL = {
     "TCP": "TCP",
     "HTTP": "HTTP",

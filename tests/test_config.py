@@ -290,6 +290,14 @@ BAD = {
         "hybrid-infra:clusters.C.capacity: 6000 users, but the Prods on C (C-1, C-2) are sized "
         "for 6300",
     ),
+    "udp-on-the-twin-without-a-return-path": (
+        _delete("loadBalancers.0.nlb.udpRepliesOverDx"),
+        f"{L0}[1].protocol: the NLB twin would carry UDP, and NLB always preserves the client IP",
+    ),
+    "tcp-and-udp-on-one-port-with-different-members": (
+        lambda raw: raw["loadBalancers"][0]["create"]["listeners"][1]["pool"]["members"].pop(),
+        f"{L0}[1].pool.members: port 443 is one TCP_UDP target group on the NLB",
+    ),
 }
 
 

@@ -238,6 +238,25 @@ def test_internal_nlb_health_is_every_target_group_having_a_healthy_host():
     assert len(combined.inputs["childHealthchecks"]) == 2
 
 
+def test_udp_target_groups_never_set_client_ip_preservation(prod):
+    """AWS keeps client IP preservation on for UDP and TCP_UDP groups and refuses "false"."""
+    groups = {g.inputs["protocol"]: g for g in prod.of_type(TG)}
+    assert {"TCP_UDP", "TCP"} <= set(groups)
+    assert "preserveClientIp" not in groups["TCP_UDP"].inputs
+    assert groups["TCP"].inputs["preserveClientIp"] == "false"
+
+
+def test_an_adopted_lb_with_udp_needs_the_return_path_stated():
+    raw = prod_raw()
+    del raw["loadBalancers"][2]["nlb"]["udpRepliesOverDx"]
+    with pytest.raises(ProgramFailed) as failed:
+        synth_prod(raw)
+    assert str(failed.value.cause).startswith(
+        "hybrid-infra:loadBalancers[2].nlb.udpRepliesOverDx: listeners port-7000: the NLB twin "
+        "would carry UDP"
+    )
+
+
 # --- mapping tables -------------------------------------------------------------------------
 
 TCP = Monitor("TCP", 10, 5, 3, 3)

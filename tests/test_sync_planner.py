@@ -11,6 +11,7 @@ from providers.octavia_nlb_sync.planner import (
     Member,
     SyncRefused,
     chunks,
+    desired_in_every_pool,
     desired_targets,
     members_after_up,
     needs_zone_all,
@@ -158,3 +159,10 @@ def test_a_removed_member_is_not_desired_while_octavia_still_lists_it():
     live = [Member("172.17.0.1", 443), Member("172.17.0.2", 443)]
     after = members_after_up(live, [Member("172.17.0.2", 443, weight=0)], ["172.17.0.1:443"])
     assert desired_targets(after) == frozenset()
+
+
+def test_a_group_fed_by_a_tcp_and_a_udp_pool_targets_members_serving_in_both():
+    tcp = [Member("172.17.0.1", 8443), Member("172.17.0.2", 8443), Member("172.17.0.3", 8443)]
+    udp = [Member("172.17.0.1", 8443), Member("172.17.0.2", 8443, weight=0)]
+    assert desired_in_every_pool([tcp, udp]) == frozenset({"172.17.0.1:8443"})
+    assert desired_in_every_pool([tcp]) == desired_targets(tcp)

@@ -74,6 +74,16 @@ def desired_targets(members: Iterable[Member]) -> frozenset[str]:
     return frozenset(m.target for m in members if m.serving)
 
 
+def desired_in_every_pool(pools: Sequence[Iterable[Member]]) -> frozenset[str]:
+    """Targets for a group fed by several pools: those serving in all of them.
+
+    A TCP_UDP target group (a TCP and a UDP listener on one port) sends both transports to
+    every target, so a member of the TCP pool alone would get UDP it does not serve.
+    """
+    sets = [desired_targets(members) for members in pools]
+    return frozenset.intersection(*sets) if sets else frozenset()
+
+
 def members_after_up(
     live: Iterable[Member], declared: Sequence[Member], withdrawn: Iterable[str]
 ) -> list[Member]:

@@ -28,7 +28,7 @@ from providers.octavia_nlb_sync import elbv2, octavia
 from providers.octavia_nlb_sync.planner import (
     GroupPlan,
     Member,
-    desired_targets,
+    desired_in_every_pool,
     members_after_up,
     plan_group,
     plan_release,
@@ -299,7 +299,7 @@ def _plan(
     declared = spec.declared()
     plans = []
     for arn, pools in spec.pools_by_group().items():
-        members = []
+        per_pool = []
         for pool_id in pools:
             if pool_id not in pool_ids:
                 raise octavia.OctaviaUnavailable(
@@ -312,11 +312,11 @@ def _plan(
                 live = members_after_up(
                     live, declared[pool_id], (withdrawn or {}).get(pool_id, frozenset())
                 )
-            members.extend(live)
+            per_pool.append(live)
         plans.append(
             plan_group(
                 arn,
-                desired_targets(members),
+                desired_in_every_pool(per_pool),
                 elbv2.list_targets(client, arn),
                 owned.get(arn, frozenset()),
                 owns_target_group=spec.owns_target_groups,
