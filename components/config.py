@@ -63,6 +63,12 @@ class AwsConfig(Model):
     subnet_ids: Annotated[
         tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...], Field(min_length=2)
     ]
+    cluster_admin_roles: tuple[
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$")],
+        ...,
+    ] = ()
+    """IAM roles that preview and deploy (Deployments, the CI workflow, operators): EKS clusters
+    authenticate by access entries only, so these get cluster admin on every EKS cluster."""
 
 
 class OnPremConfig(Model):
@@ -379,6 +385,10 @@ class StackConfig(Model):
         ]
         return (*self.clusters, *twins)
 
+    def cluster_kind(self, name: str) -> str:
+        """`onprem`, `eks` or `gke`; an on-prem cluster's twin is `eks`."""
+        return "eks" if name not in self.clusters else self.clusters[name].kind
+
     def cluster_capacity(self, name: str) -> int:
         """Users a cluster can host; an EKS twin is sized like its on-prem cluster."""
         for onprem, spec in self.clusters.items():
@@ -576,6 +586,13 @@ def _cross_check(config: StackConfig) -> list[str]:
                 f"{PROJECT}:clusters.{name}.twin: the twin would be named {twin_name(name)}, "
                 "which is already a configured cluster"
             )
+    eks = [n for n in config.cluster_names() if config.cluster_kind(n) == "eks"]
+    if eks and not config.aws.cluster_admin_roles:
+        problems.append(
+            f"{PROJECT}:aws.clusterAdminRoles: the EKS clusters ({', '.join(eks)}) admit only IAM "
+            "principals with an access entry; name the roles that preview and deploy this stack "
+            "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
+        )
     for name, prod in config.prods.items():
         if prod.cluster not in config.cluster_names():
             problems.append(

@@ -105,6 +105,74 @@ def test_eks_api_servers_are_reachable_over_direct_connect_only(prod):
         assert vpc["endpointPublicAccess"] is False
 
 
+def test_eks_api_servers_admit_https_from_every_direct_connect_range(prod):
+    """Mocks, program shape: without these rules on EKS's cluster security group, on-prem
+    runners (the Kubernetes provider, kubectl) time out on the private endpoint."""
+    raw = prod_raw()
+    for name in ("A-eks", "B"):
+        below = descendants(prod, component(prod, name))
+        rules = [
+            r
+            for r in below
+            if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        ]
+        assert sorted(r.inputs["cidrIpv4"] for r in rules) == sorted(raw["onPrem"]["dxCidrs"])
+        for rule in rules:
+            assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
+                "tcp",
+                443,
+                443,
+            )
+            assert rule.inputs["securityGroupId"] == f"sg-{name}"  # the one EKS made
+
+
+def test_every_configured_role_is_an_eks_admin_and_only_those(prod):
+    """With authentication_mode API only access entries authenticate: each role that previews
+    or deploys gets an entry and the cluster-admin policy, before the cluster's provider is used."""
+    roles = prod_raw()["aws"]["clusterAdminRoles"]
+    for name in ("A-eks", "B"):
+        below = descendants(prod, component(prod, name))
+        (cluster,) = [r for r in below if r.type == CLUSTER_RESOURCES["eks"]]
+        assert cluster.inputs["accessConfig"] == {
+            "authenticationMode": "API",
+            "bootstrapClusterCreatorAdminPermissions": False,
+        }
+        entries = [r for r in below if r.type == "aws:eks/accessEntry:AccessEntry"]
+        grants = [
+            r for r in below if r.type == "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+        ]
+        assert sorted(e.inputs["principalArn"] for e in entries) == sorted(roles)
+        assert sorted(g.inputs["principalArn"] for g in grants) == sorted(roles)
+        assert {g.inputs["policyArn"] for g in grants} == {
+            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        }
+        (provider,) = [r for r in below if r.type == K8S_PROVIDER]
+        assert {g.urn for g in grants} <= set(provider.dependencies)
+
+
+def test_each_stack_admits_its_own_deployments_role_on_eks():
+    """The role Pulumi Deployments assumes for a stack (deployments/Pulumi.main.yaml) must be an
+    EKS admin in that stack, or every deployment gets 401 from the clusters it creates."""
+    with open("deployments/Pulumi.main.yaml") as file:
+        deployments = yaml.safe_load(file)["config"]
+    for stack, settings in deployments["hybrid-infra-deployments:stacks"].items():
+        config, _ = stack_config(stack)
+        roles = json.loads(config[NS + "aws"]).get("clusterAdminRoles", [])
+        assert settings["aws"]["roleArn"] in roles, stack
+
+
+def test_eks_without_admin_roles_is_a_config_error():
+    raw = prod_raw()
+    del raw["aws"]["clusterAdminRoles"]
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:aws.clusterAdminRoles: the EKS clusters (B, A-eks) admit only IAM "
+        "principals with an access entry; name the roles that preview and deploy this stack "
+        "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
+    ]
+
+
 def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod, synth):
     eks = only([r for r in prod.of_type(CLUSTER_RESOURCES["eks"]) if r.name == "A-eks"])
     assert eks.inputs["version"] == parse(prod_raw()).clusters["A"].kubernetes_version

@@ -155,6 +155,12 @@ class _Mocks(mocks.Mocks):
         for key, value in MOCK_OUTPUTS.get(args.typ, {}).items():
             state.setdefault(key, value.format(name=name))
         state.setdefault("arn", f"arn:aws:mock:::{args.typ.split(':')[-1].lower()}/{name}")
+        if args.typ == "aws:eks/cluster:Cluster":
+            # EKS makes the cluster security group; rules are added to it by id.
+            state["vpcConfig"] = {
+                **state.get("vpcConfig", {}),
+                "clusterSecurityGroupId": f"sg-{name}",
+            }
         return f"{name}-id", state
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:

@@ -17,9 +17,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.clusters.kubeconfig import eks_kubeconfig
-from components.config import AwsConfig, EksClusterSpec
+from components.config import AwsConfig, EksClusterSpec, OnPremConfig
 
 CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -39,6 +40,7 @@ class EksCluster(pulumi.ComponentResource):
         name: str,
         spec: EksClusterSpec,
         aws_config: AwsConfig,
+        on_prem: OnPremConfig,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("hybrid-infra:clusters:EksCluster", name, None, opts)
@@ -62,11 +64,18 @@ class EksCluster(pulumi.ComponentResource):
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
-                bootstrap_cluster_creator_admin_permissions=True,
+                # Admins are exactly aws.clusterAdminRoles (access entries below). A bootstrap
+                # entry for the creator would collide with its entry when it is listed, and
+                # it cannot be changed once the cluster exists.
+                bootstrap_cluster_creator_admin_permissions=False,
             ),
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
         )
+        access = [
+            *self._api_from_on_prem(name, on_prem, child),
+            *self._admins(name, aws_config.cluster_admin_roles, child),
+        ]
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=self.cluster.identities.apply(_issuer),
@@ -124,7 +133,7 @@ class EksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.node_groups),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.node_groups, *access]),
         )
         self.register_outputs(
             {
@@ -133,6 +142,51 @@ class EksCluster(pulumi.ComponentResource):
                 "oidcProviderArn": self.oidc_provider.arn,
             }
         )
+
+    def _api_from_on_prem(
+        self, name: str, on_prem: OnPremConfig, opts: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """HTTPS to the private API server from the Direct Connect ranges (on-prem runners and
+        operators); EKS's own cluster security group admits only the cluster itself. Rules
+        on that group, not a new group on the cluster: changing a cluster's groups replaces it.
+        """
+        group = self.cluster.vpc_config.cluster_security_group_id
+        return [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-{cidr.network_address}-{cidr.prefixlen}",
+                security_group_id=group,
+                cidr_ipv4=str(cidr),
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="Kubernetes API over Direct Connect",
+                opts=opts,
+            )
+            for cidr in on_prem.dx_cidrs
+        ]
+
+    def _admins(
+        self, name: str, roles: tuple[str, ...], opts: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        """With `authentication_mode="API"` only access entries authenticate: the creator alone
+        would be admin, and every other preview or deploy role would get 401."""
+        granted: list[pulumi.Resource] = []
+        for role in roles:
+            key = f"{name}-admin-{role.rsplit('/', 1)[-1]}"
+            entry = aws.eks.AccessEntry(
+                key, cluster_name=self.cluster.name, principal_arn=role, type="STANDARD", opts=opts
+            )
+            granted.append(
+                aws.eks.AccessPolicyAssociation(
+                    key,
+                    cluster_name=self.cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=ADMIN_POLICY,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                    opts=opts,
+                )
+            )
+        return granted
 
 
 def _trust(service: str) -> str:

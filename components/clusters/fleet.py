@@ -83,7 +83,7 @@ class ClusterFleet(pulumi.ComponentResource):
         if isinstance(spec, OnPremClusterSpec):
             built = OnPremCluster(name, spec, config.on_prem, opts=child)
         elif isinstance(spec, EksClusterSpec):
-            built = EksCluster(name, spec, config.aws, opts=child)
+            built = EksCluster(name, spec, config.aws, config.on_prem, opts=child)
         else:
             built = GkeCluster(name, spec, opts=child)
         return ClusterHandle(
