@@ -736,10 +736,10 @@ def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
         ):
             if value is not None and monitor.type not in HTTP_MONITORS:
                 problems.append(f"{where}.{key}: only HTTP and HTTPS monitors take it")
-    for key, count in Counter((str(m.address), m.port) for m in pool.members).items():
+    for (address, port), count in Counter((str(m.address), m.port) for m in pool.members).items():
         if count > 1:
             problems.append(
-                f"{path}.pool.members: {key[0]}:{key[1]} is listed {count} times; Octavia keeps "
+                f"{path}.pool.members: {address}:{port} is listed {count} times; Octavia keeps "
                 "one member per address and port"
             )
     return problems
