@@ -196,6 +196,8 @@ def plan(
             f"curl -LsSf https://astral.sh/uv/{config.uv_version}/install.sh "
             "| env UV_INSTALL_DIR=/usr/local/bin UV_NO_MODIFY_PATH=1 sh",
             "uv sync --locked --no-dev",
+            # The EKS and GKE kubeconfigs run `aws` and `gke-gcloud-auth-plugin` for tokens.
+            "scripts/kube-auth-tools.sh",
         ]
         if template:
             pre_run.append(review_stack_ttl_command(stack, config.review_stacks.ttl_hours))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig
 from tools import synth
 from tools.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
@@ -123,6 +124,47 @@ def test_runs_install_uv_and_sync_the_locked_dependencies_first(result, stack):
     assert context["environmentVariables"] == {"UV_NO_DEV": "1", "UV_LOCKED": "1"}
 
 
+@pytest.mark.parametrize("stack", STACK_ORDER)
+def test_runs_install_what_the_kubeconfigs_execute_before_pulumi(result, stack):
+    pre_run = settings(result, stack).inputs["operationContext"]["preRunCommands"]
+    assert "scripts/kube-auth-tools.sh" in pre_run
+
+
+def test_the_workflow_installs_what_the_kubeconfigs_execute_in_every_job():
+    workflow = yaml.safe_load((ROOT / ".github/workflows/pulumi.yml").read_text())
+    for name, job in workflow["jobs"].items():
+        steps = [step.get("run", "") + step.get("uses", "") for step in job["steps"]]
+        pulumi = [i for i, s in enumerate(steps) if s.startswith("pulumi/actions")]
+        if not pulumi:
+            continue
+        tools = [i for i, s in enumerate(steps) if "scripts/kube-auth-tools.sh" in s]
+        assert tools and tools[0] < pulumi[0], name
+
+
+def test_the_tools_script_installs_exactly_what_the_kubeconfigs_execute(tmp_path):
+    """Every exec command of the generated kubeconfigs is one the script checks for; its check
+    mode passes when they are on PATH and names the missing one otherwise."""
+    commands = {
+        yaml.safe_load(kubeconfig)["users"][0]["user"]["exec"]["command"]
+        for kubeconfig in (
+            eks_kubeconfig(cluster_name="b", endpoint="https://b", ca_data="Y2E=", region="x"),
+            gke_kubeconfig(context="g", endpoint="1.2.3.4", ca_data="Y2E="),
+        )
+    }
+    assert commands == {"aws", "gke-gcloud-auth-plugin"}
+    script = ROOT / "scripts/kube-auth-tools.sh"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": str(bin_dir), "PREFIX": str(tmp_path / "prefix")}  # nothing else on PATH
+    check_mode = ["/bin/bash", str(script), "--check"]
+    for command in sorted(commands):
+        check = subprocess.run(check_mode, env=env, capture_output=True, text=True)
+        assert check.returncode == 1 and command in check.stderr
+        (bin_dir / command).write_text("#!/bin/sh\n")
+        (bin_dir / command).chmod(0o755)
+    assert subprocess.run(check_mode, env=env, capture_output=True).returncode == 0
+
+
 def test_credentials_are_short_lived_oidc_per_stack_and_never_static_keys(result):
     roles = {}
     for stack in STACK_ORDER:
@@ -179,19 +221,19 @@ def test_review_stacks_are_off_until_enabled(result):
     for stack in STACK_ORDER:
         inputs = settings(result, stack).inputs
         assert inputs["vcs"]["pullRequestTemplate"] is False
-        assert len(inputs["operationContext"]["preRunCommands"]) == 2
+        assert len(inputs["operationContext"]["preRunCommands"]) == 3
 
 
 def test_enabled_review_stacks_copy_dev_and_get_a_ttl():
     result = run(reviewStacks={"enabled": True, "template": "dev", "ttlHours": 6})
     dev = settings(result, "dev").inputs
     assert dev["vcs"]["pullRequestTemplate"] is True
-    ttl_step = dev["operationContext"]["preRunCommands"][2]
+    ttl_step = dev["operationContext"]["preRunCommands"][3]
     assert "deployments/ttl/schedules" in ttl_step and "+6 hours" in ttl_step
     for stack in ("staging", "prod"):
         inputs = settings(result, stack).inputs
         assert inputs["vcs"]["pullRequestTemplate"] is False
-        assert len(inputs["operationContext"]["preRunCommands"]) == 2
+        assert len(inputs["operationContext"]["preRunCommands"]) == 3
 
 
 def test_the_ttl_step_posts_a_ttl_for_review_stacks_and_skips_the_template(tmp_path):
