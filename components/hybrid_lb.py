@@ -7,7 +7,7 @@ fails. The sync keeps the NLB's targets equal to Octavia's members on every `pul
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -24,6 +24,7 @@ from components.config import (
     LoadBalancer,
     OnPremConfig,
 )
+from components.credentials import OpenStackPassword
 from components.dns import WeightedFailover, WeightedFailoverArgs
 from components.nlb_mapping import (
     POOL_TRANSPORT,
@@ -46,6 +47,7 @@ class HybridLoadBalancerArgs:
     on_prem: OnPremConfig
     protect: bool
     config_path: str
+    os_password: OpenStackPassword = field(default_factory=OpenStackPassword)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             owns_target_groups=nlb_opts.owns_target_groups,
             max_deregister_fraction=nlb_opts.max_deregister_fraction,
             os_cloud=args.on_prem.cloud,
+            os_password=args.os_password.secret,
             aws_region=args.aws.region,
             # The sync runs after the members it binds are created or updated; members the stack
             # removes are deleted after it, and the bindings' declared members let it deregister
@@ -212,7 +215,9 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         """The seed's build flow: read the existing LB and mirror what it has now."""
         where = f"{self.args.config_path}.adopt.loadbalancerId"
         try:
-            lb = octavia_catalog.describe(loadbalancer_id, self.args.on_prem.cloud)
+            lb = octavia_catalog.describe(
+                loadbalancer_id, self.args.on_prem.cloud, self.args.os_password.plain
+            )
         except octavia.OctaviaUnavailable as error:
             raise pulumi.RunError(f"{where}: {error}") from error
         pools = {p.id: p for p in lb.pools}

@@ -18,12 +18,14 @@ from providers.octavia_nlb_sync import octavia
 CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
 
 
-def describe(loadbalancer_id: str, cloud: str | None) -> octavia.LoadBalancer:
+def describe(
+    loadbalancer_id: str, cloud: str | None, password: str | None = None
+) -> octavia.LoadBalancer:
     """The LB's listeners, pools and monitors; raises `OctaviaUnavailable` with the reason."""
     recorded = os.environ.get(CATALOG_ENV)
     if recorded:
         return _from_catalog(Path(recorded), loadbalancer_id)
-    return octavia.read_loadbalancer(octavia.connect(cloud), loadbalancer_id)
+    return octavia.read_loadbalancer(octavia.connect(cloud, password), loadbalancer_id)
 
 
 def _from_catalog(path: Path, loadbalancer_id: str) -> octavia.LoadBalancer:

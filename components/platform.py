@@ -10,6 +10,7 @@ import pulumi_openstack as openstack
 
 from components.clusters import ClusterFleet
 from components.config import StackConfig
+from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 
 
@@ -29,8 +30,12 @@ class Platform(pulumi.ComponentResource):
             default_tags=aws.ProviderDefaultTagsArgs(tags=dict(config.tags)),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        password = OpenStackPassword.from_stack()
         self.openstack = openstack.Provider(
-            "openstack", cloud=config.on_prem.cloud, opts=pulumi.ResourceOptions(parent=self)
+            "openstack",
+            cloud=config.on_prem.cloud,
+            password=password.secret,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.load_balancers = [
             HybridLoadBalancer(
@@ -41,6 +46,7 @@ class Platform(pulumi.ComponentResource):
                     on_prem=config.on_prem,
                     protect=config.protect,
                     config_path=f"hybrid-infra:loadBalancers[{i}]",
+                    os_password=password,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self.aws, "openstack": self.openstack}

@@ -4,6 +4,7 @@ the Octavia → NLB mapping tables."""
 import json
 
 import pytest
+from pulumi.runtime import rpc
 
 from components.config import parse
 from components.dns import effective_weights
@@ -13,6 +14,7 @@ from components.nlb_mapping import (
     map_health_check,
     map_listeners,
 )
+from providers.octavia_nlb_sync import octavia
 from providers.octavia_nlb_sync.octavia import Monitor
 from tests.fixtures.octavia import wait_lb_active
 from tools.synth import ProgramFailed, stack_config, synthesize
@@ -255,6 +257,29 @@ def test_an_adopted_lb_with_udp_needs_the_return_path_stated():
         "hybrid-infra:loadBalancers[2].nlb.udpRepliesOverDx: listeners port-7000: the NLB twin "
         "would carry UDP"
     )
+
+
+def test_openstack_password_reaches_the_provider_and_every_sync_as_a_secret(prod):
+    """Mocks, program shape: one credential for all OpenStack consumers, never in plaintext."""
+    (provider,) = [r for r in prod.resources if r.type == "pulumi:providers:openstack"]
+    assert rpc.is_rpc_secret(provider.inputs["password"])
+    syncs = prod.of_type(SYNC)
+    assert syncs
+    assert all(rpc.is_rpc_secret(s.inputs["os_password"]) for s in syncs)
+
+
+def test_the_stack_password_overrides_the_clouds_yaml_entry(tmp_path, monkeypatch):
+    """openstacksdk merges the password into the named entry's auth: the sync and the adopt reads
+    authenticate as the Terraform provider does with `cloud` + `password`."""
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  onprem-x:\n    auth_type: password\n    auth:\n"
+        "      auth_url: http://127.0.0.1:1/v3\n      username: platform\n"
+        "      project_name: hybrid\n      password: from-clouds-yaml\n"
+    )
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    assert octavia.connect("onprem-x", "from-stack").config.auth["password"] == "from-stack"
+    assert octavia.connect("onprem-x").config.auth["password"] == "from-clouds-yaml"
 
 
 # --- mapping tables -------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openstack
+import openstack.config
 import openstack.connection
 from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1 import loading as ksa_loading
 from openstack import exceptions as sdk_exceptions
 
 from providers.octavia_nlb_sync.planner import Member
@@ -68,12 +70,26 @@ class LoadBalancer:
     pools: tuple[Pool, ...]
 
 
-def connect(cloud: str | None = None) -> openstack.connection.Connection:
-    """clouds.yaml entry `cloud`, or the `OS_*` environment when no cloud is named."""
+def connect(
+    cloud: str | None = None, password: str | None = None
+) -> openstack.connection.Connection:
+    """clouds.yaml entry `cloud` (or the `OS_*` environment when no cloud is named), with the
+    stack's `openstack:password` over the entry's own when the stack has one."""
+    options: dict[str, Any] = {"api_timeout": API_TIMEOUT_SECONDS}
+    if cloud:
+        options["cloud"] = cloud
     with _octavia_errors("connecting to OpenStack"):
-        if cloud:
-            return openstack.connect(cloud=cloud, api_timeout=API_TIMEOUT_SECONDS)
-        return openstack.connect(api_timeout=API_TIMEOUT_SECONDS)
+        if password and _takes_password(cloud):
+            # As `auth`, which overrides the entry's own; a plain `password=` would not.
+            options["auth"] = {"password": password}
+        return openstack.connect(**options)
+
+
+def _takes_password(cloud: str | None) -> bool:
+    """Whether the entry's auth plugin has a password (`none`, tokens and app credentials don't)."""
+    region = openstack.config.OpenStackConfig().get_one(cloud=cloud, validate=False)
+    plugin: Any = ksa_loading.get_plugin_loader(region.config.get("auth_type") or "password")
+    return any(option.dest == "password" for option in plugin.get_options())
 
 
 def read_members(conn: openstack.connection.Connection, pool_id: str) -> list[Member]:

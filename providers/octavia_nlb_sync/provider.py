@@ -41,9 +41,12 @@ DEFAULTS: dict[str, Any] = {
     "owns_target_groups": False,
     "max_deregister_fraction": 0.5,
     "os_cloud": None,
+    "os_password": None,
     "aws_region": None,
 }
 INPUTS = ("loadbalancer_id", "bindings", "vpc_cidrs", "provider_version", *DEFAULTS)
+COMPARED = tuple(k for k in INPUTS if k != "os_password")
+"""A rotated password is no change to sync: it only reaches the next connection."""
 UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 TARGET_GROUP_ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$"
@@ -69,6 +72,7 @@ class SyncSpec:
     owns_target_groups: bool
     max_deregister_fraction: float
     os_cloud: str | None
+    os_password: str | None
     aws_region: str | None
 
     def declared(self) -> dict[str, tuple[Member, ...]]:
@@ -95,6 +99,7 @@ class SyncSpec:
             owns_target_groups=bool(values["owns_target_groups"]),
             max_deregister_fraction=float(values["max_deregister_fraction"]),
             os_cloud=values["os_cloud"] or None,
+            os_password=values["os_password"] or None,
             aws_region=values["aws_region"] or None,
         )
 
@@ -106,7 +111,7 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         return check_inputs(news, DEFAULTS, validate)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = changed_inputs(olds, news, INPUTS, DEFAULTS)
+        changed = changed_inputs(olds, news, COMPARED, DEFAULTS)
         if not known(news):
             return DiffResult(changes=True, replaces=[], delete_before_replace=False)
         spec = SyncSpec.from_props(news)
@@ -184,6 +189,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
         owns_target_groups: bool = False,
         max_deregister_fraction: float = 0.5,
         os_cloud: str | None = None,
+        os_password: pulumi.Input[str] | None = None,
         aws_region: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -194,13 +200,21 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
             "owns_target_groups": owns_target_groups,
             "max_deregister_fraction": max_deregister_fraction,
             "os_cloud": os_cloud,
+            "os_password": os_password,
             "aws_region": aws_region,
             "provider_version": PROVIDER_VERSION,
             "targets": None,
             "last_sync": None,
             "pending": None,
         }
-        super().__init__(OctaviaNlbSyncProvider(), resource_name, props, opts)
+        # The password is stored encrypted in state, whatever the caller marked.
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["os_password"])
+        super().__init__(
+            OctaviaNlbSyncProvider(),
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secret),
+        )
 
 
 def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -294,7 +308,7 @@ def _plan(
     guarded: bool = True,
 ) -> list[GroupPlan]:
     """Read Octavia and the NLB, then plan every group; raises before any write on a bad read."""
-    conn = octavia.connect(spec.os_cloud)
+    conn = octavia.connect(spec.os_cloud, spec.os_password)
     pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
     declared = spec.declared()
     plans = []

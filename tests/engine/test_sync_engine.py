@@ -17,6 +17,8 @@ pytestmark = pytest.mark.engine
 
 M1, M2, M3, M4 = "10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"
 BY_HAND = "10.10.0.99"  # registered by someone else: no sync may ever remove it
+PASSWORD = "s3cret-octavia-password"
+SECRET_SIG, SECRET_VALUE = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 
 
 def world(lb_id: str, *bindings: tuple[str, str], **extra: object) -> dict[str, object]:
@@ -34,6 +36,7 @@ def test_lifecycle_up_preview_drain_refresh_destroy(octavia, target_group, elbv2
     tg = target_group()
     elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": BY_HAND, "Port": 443}])
     engine.world(world(lb.lb_id, (pool, tg), declareMembers=False))
+    engine.secret("engine-test:osPassword", PASSWORD)
 
     first = engine.up()
     assert "+1 -0" not in first  # a create has no diff line; its log says what it did
@@ -61,6 +64,14 @@ def test_lifecycle_up_preview_drain_refresh_destroy(octavia, target_group, elbv2
     pending = engine.resources()["sync"]["outputs"]["pending"]
     assert pending == {tg: "+1 -0"}, refreshed
     assert f"{M4}:443" not in live(elbv2, tg)
+
+    # The OpenStack password, a secret input, is encrypted in state (inputs and outputs) and
+    # never printed.
+    state = engine.export()
+    sync = engine.resources()["sync"]
+    assert PASSWORD not in state + first + preview + refreshed
+    for side in ("inputs", "outputs"):
+        assert sync[side]["os_password"][SECRET_SIG] == SECRET_VALUE
 
     # Destroy, in a new process from the provider pickled in state, releases only owned targets.
     assert "__provider" in engine.resources()["sync"]["inputs"]

@@ -56,6 +56,7 @@ if world.get("bindings"):
         loadbalancer_id=loadbalancer_id,
         bindings=[binding(b) for b in world["bindings"]],
         vpc_cidrs=world["vpcCidrs"],
+        os_password=config.get_secret("osPassword"),
         opts=pulumi.ResourceOptions(depends_on=list(members.values())),
     )
     pulumi.export("targets", sync.targets)
