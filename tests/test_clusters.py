@@ -27,6 +27,7 @@ from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synt
 NS = "hybrid-infra:"
 DRAIN = "pulumi-python:dynamic/hybrid-infra:NodePoolDrain"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
+TEMPLATE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
 COMPONENTS = {
     "onprem": "hybrid-infra:clusters:OnPremCluster",
     "eks": "hybrid-infra:clusters:EksCluster",
@@ -184,8 +185,22 @@ def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod, synth):
     upgraded = synth("prod", config=config, secret_keys=secret_keys)
     versions = {r.name: r.inputs["version"] for r in upgraded.of_type(CLUSTER_RESOURCES["eks"])}
     assert versions == {"A-eks": "1.31", "B": "1.30"}
-    template = upgraded.named("A-template")
+    (template,) = [r for r in upgraded.of_type(TEMPLATE) if r.name.startswith("A-")]
     assert template.inputs["labels"]["kube_tag"].startswith("v1.31.")
+
+
+def test_a_changed_magnum_template_is_a_new_template_never_a_patch(prod, synth):
+    """Magnum refuses to update a template a cluster uses, so a new image (or version, flavor)
+    must be a new template under a new name: a new URN, not new inputs on the old one."""
+    (before,) = [r for r in prod.of_type(TEMPLATE) if r.name.startswith("A-")]
+    config, secret_keys = with_raw(lambda raw: raw["clusters"]["A"].update(templateImage="fcos-41"))
+    after = synth("prod", config=config, secret_keys=secret_keys)
+    (changed,) = [r for r in after.of_type(TEMPLATE) if r.name.startswith("A-")]
+    assert changed.urn != before.urn and changed.inputs["name"] != before.inputs["name"]
+    assert changed.inputs["image"] == "fcos-41" and before.inputs["image"] != "fcos-41"
+    assert changed.inputs["name"].startswith("A-v1-30-")
+    (c_template,) = [r for r in after.of_type(TEMPLATE) if r.name.startswith("C-")]
+    assert c_template.urn in {r.urn for r in prod.of_type(TEMPLATE)}  # C's is untouched
 
 
 def test_only_onprem_clusters_that_ask_for_a_twin_get_one(prod):

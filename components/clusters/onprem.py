@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -31,23 +34,16 @@ class OnPremCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("hybrid-infra:clusters:OnPremCluster", name, None, opts)
-        # A template is cheap and a new Kubernetes version or image means a new one; protecting
-        # it would turn every upgrade into a "resource is protected" error.
+        # Templates are immutable: Magnum refuses to update a template a cluster uses. A new
+        # version, image or flavor is a new template under a new name (the old one stays with
+        # the cluster that uses it until that cluster is removed); never protected, so removing
+        # a cluster can take its template with it.
+        template_args = template_spec(spec, on_prem)
+        template_name = f"{name}-{template_version(template_args)}"
         self.template = openstack.containerinfra.ClusterTemplate(
-            f"{name}-template",
-            coe="kubernetes",
-            image=spec.template_image,
-            flavor=spec.flavor,
-            master_flavor=spec.master_flavor,
-            external_network_id=(
-                str(on_prem.external_network_id) if on_prem.external_network_id else None
-            ),
-            network_driver="calico",
-            docker_storage_driver="overlay2",
-            master_lb_enabled=spec.master_count > 1,
-            # Reached over Direct Connect from the VPC, so no floating IPs on the nodes.
-            floating_ip_enabled=False,
-            labels=magnum_labels(spec),
+            f"{name}-template-{template_version(template_args)}",
+            name=template_name,
+            **template_args,
             opts=pulumi.ResourceOptions(parent=self, protect=False),
         )
         self.cluster = openstack.containerinfra.Cluster(
@@ -68,6 +64,31 @@ class OnPremCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"endpoint": self.endpoint, "kubeconfig": self.kubeconfig})
+
+
+def template_spec(spec: OnPremClusterSpec, on_prem: OnPremConfig) -> dict[str, Any]:
+    """Everything a template fixes; any change to it is a new template."""
+    return {
+        "coe": "kubernetes",
+        "image": spec.template_image,
+        "flavor": spec.flavor,
+        "master_flavor": spec.master_flavor,
+        "external_network_id": (
+            str(on_prem.external_network_id) if on_prem.external_network_id else None
+        ),
+        "network_driver": "calico",
+        "docker_storage_driver": "overlay2",
+        "master_lb_enabled": spec.master_count > 1,
+        # Reached over Direct Connect from the VPC, so no floating IPs on the nodes.
+        "floating_ip_enabled": False,
+        "labels": magnum_labels(spec),
+    }
+
+
+def template_version(template: Mapping[str, Any]) -> str:
+    """`v1-30-1a2b3c`: the Kubernetes version to read, a hash of the rest to be unique."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{template['labels']['kube_tag'].rsplit('.', 1)[0].replace('.', '-')}-{digest}"
 
 
 def magnum_labels(spec: OnPremClusterSpec) -> dict[str, str]:
