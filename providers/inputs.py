@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult
 from pulumi.runtime import rpc
 
@@ -35,3 +36,12 @@ def changed_inputs(
 def known(value: Any) -> bool:
     """False for a preview value the engine cannot know yet (anywhere inside `value`)."""
     return not rpc.contains_unknowns(value)
+
+
+def keep_secret(opts: pulumi.ResourceOptions | None, *outputs: str) -> pulumi.ResourceOptions:
+    """`opts` plus these outputs stored encrypted: the dynamic provider host cannot take secrets
+    (it answers acceptSecrets=False), so without this the engine stores an echoed secret input
+    in plaintext."""
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(additional_secret_outputs=list(outputs))
+    )

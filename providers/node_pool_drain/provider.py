@@ -30,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers.inputs import changed_inputs, check_inputs, known
+from providers.inputs import changed_inputs, check_inputs, keep_secret, known
 from providers.node_pool_drain.kube import Eviction, KubeUnavailable, NodePoolApi
 from providers.node_pool_drain.planner import (
     POOL_LABEL,
@@ -200,14 +200,8 @@ class NodePoolDrain(pulumi.dynamic.Resource, module="hybrid-infra", name="NodePo
             "provider_version": PROVIDER_VERSION,
             "ready_nodes": None,
         }
-        # The host cannot take secrets (it answers acceptSecrets=False), so the engine would
-        # store the echoed kubeconfig in plaintext without this.
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["kubeconfig"])
         super().__init__(
-            NodePoolDrainProvider(),
-            resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
+            NodePoolDrainProvider(), resource_name, props, keep_secret(opts, "kubeconfig")
         )
 
 

@@ -23,7 +23,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers.inputs import changed_inputs, check_inputs, known
+from providers.inputs import changed_inputs, check_inputs, keep_secret, known
 from providers.octavia_nlb_sync import elbv2, octavia
 from providers.octavia_nlb_sync.planner import (
     GroupPlan,
@@ -207,13 +207,8 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
             "last_sync": None,
             "pending": None,
         }
-        # The password is stored encrypted in state, whatever the caller marked.
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["os_password"])
         super().__init__(
-            OctaviaNlbSyncProvider(),
-            resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, secret),
+            OctaviaNlbSyncProvider(), resource_name, props, keep_secret(opts, "os_password")
         )
 
 
