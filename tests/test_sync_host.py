@@ -2,6 +2,8 @@
 runs it: the provider is dill-serialized, sent as `__provider`, and runs in the host process
 against the real Octavia API and moto."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
@@ -76,3 +78,38 @@ def test_a_refused_sync_reaches_the_engine_as_a_clear_error(octavia, target_grou
     with pytest.raises(ProviderHostError, match="Octavia lists no serving member"):
         host.update(provider, id_, state, inputs)
     assert live(elbv2, tg) == ["172.17.0.1:8443", "172.17.0.2:8443"]
+
+
+def test_many_syncs_at_once_through_one_provider_host(octavia, target_group, elbv2, host):
+    """What `pulumi up` does with a stack of many LBs: the engine calls the one provider host
+    concurrently. Eight syncs at once share its cached clients; each ends with its own group
+    equal to its own pool, and a second round of diffs sees no drift anywhere."""
+    provider = OctaviaNlbSyncProvider()
+    worlds = []
+    for i in range(8):
+        members = [(f"172.17.{i}.{j}", 8443) for j in range(1, 4)]
+        lb, pool = octavia({443: members})
+        tg = target_group(f"shop-{i}")
+        inputs = host.check(
+            provider,
+            {},
+            {
+                "loadbalancer_id": lb.lb_id,
+                "bindings": [{"pool_id": pool, "target_group_arn": tg}],
+                "vpc_cidrs": [VPC_CIDR],
+                "provider_version": "1",
+            },
+        ).inputs
+        worlds.append((tg, members, inputs))
+
+    with ThreadPoolExecutor(max_workers=8) as engine:
+        created = list(engine.map(lambda w: host.create(provider, w[2]), worlds))
+        for (tg, members, _), _ in zip(worlds, created, strict=True):
+            assert live(elbv2, tg) == sorted(f"{a}:{p}" for a, p in members)
+        diffs = list(
+            engine.map(
+                lambda pair: host.diff(provider, pair[1][0], pair[1][1], pair[0][2]),
+                zip(worlds, created, strict=True),
+            )
+        )
+    assert [d.changes for d in diffs] == [False] * 8

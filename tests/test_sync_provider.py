@@ -11,9 +11,12 @@ from collections import Counter
 from ipaddress import IPv4Network
 
 import pytest
+from botocore.exceptions import ClientError
+from keystoneauth1 import exceptions as ksa_exceptions
 
 from providers.octavia_nlb_sync import OctaviaNlbSyncProvider, SyncRefused
 from providers.octavia_nlb_sync import elbv2 as elbv2_shell
+from providers.octavia_nlb_sync import octavia as octavia_shell
 from providers.octavia_nlb_sync.octavia import OctaviaUnavailable
 from tests.fixtures.sync_world import VPC_CIDR, live, props, writes
 
@@ -329,3 +332,74 @@ def test_check_rejects_a_duplicate_binding_and_tolerates_unknowns(provider):
 def test_provider_builds_no_client_at_import_or_construction():
     # The provider is dill-serialized into state: it must carry no client or credential.
     assert vars(OctaviaNlbSyncProvider()) == {}
+
+
+# --- clients for the life of the process ----------------------------------------------------
+
+
+def test_syncs_share_one_client_and_one_connection(octavia, target_group, provider, calls):
+    """Real Octavia and moto: building clients per call cost ~100 ms (boto3) and a version
+    discovery (openstacksdk) each; a provider host serving a whole `up` builds each once."""
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    state = provider.create(inputs).outs
+    clients = {id(elbv2_shell.client(None)) for _ in range(3)}
+    connections = {id(octavia_shell.connect(None)) for _ in range(3)}
+    for _ in range(3):
+        assert provider.diff("id", state, inputs).changes is False
+    assert len(clients) == len(connections) == 1
+    assert id(elbv2_shell.client(None)) in clients
+    assert id(octavia_shell.connect(None)) in connections
+
+
+def test_expired_aws_credentials_rebuild_the_client_once(
+    octavia, target_group, elbv2, provider, calls
+):
+    """The cached client's credentials expire (its calls now fail with ExpiredToken); the sync
+    drops it, builds a new one and succeeds; nothing was written with the refused one."""
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    stale = elbv2_shell.client(None)
+
+    def expired(**_):
+        raise ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "Describe")
+
+    stale.meta.events.register("before-call.elastic-load-balancing-v2.*", expired)
+    provider.create(inputs)
+    assert elbv2_shell.client(None) is not stale
+    assert live(elbv2, tg) == ["172.17.0.1:8443"]
+
+
+def test_a_refused_openstack_token_rebuilds_the_connection_once(
+    octavia, target_group, elbv2, provider, monkeypatch
+):
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+    stale = octavia_shell.connect(None)
+
+    def refused(*_args, **_kwargs):
+        raise ksa_exceptions.Unauthorized("token expired")
+
+    monkeypatch.setattr(stale.load_balancer, "get_load_balancer", refused)
+    provider.create(inputs)
+    assert octavia_shell.connect(None) is not stale
+    assert live(elbv2, tg) == ["172.17.0.1:8443"]
+
+
+def test_a_second_refusal_is_an_error_and_writes_nothing(
+    octavia, target_group, elbv2, provider, monkeypatch, calls
+):
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    inputs = checked(provider, props(lb.lb_id, (pool, tg)))
+
+    def refused(*_args):
+        raise OctaviaUnavailable("Octavia API failed: 401") from ksa_exceptions.Unauthorized()
+
+    monkeypatch.setattr(octavia_shell, "read_pool_ids", refused)
+    with pytest.raises(OctaviaUnavailable, match="401"):
+        provider.create(inputs)
+    assert not writes(calls)

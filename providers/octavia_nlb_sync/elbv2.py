@@ -6,6 +6,8 @@ calls with backoff and rate-limits itself client-side.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network
 from typing import Any
@@ -23,9 +25,51 @@ class ElbUnavailable(Exception):
     """The NLB side could not be read or written."""
 
 
+AUTH_ERRORS = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "AuthFailure",
+        "RequestExpired",
+    }
+)
+_CLIENTS: dict[tuple[str | None, ...], Any] = {}
+_LOCK = threading.Lock()
+
+
 def client(region: str | None = None) -> Any:
-    """The boto3 default chain (`AWS_*`, including `AWS_ENDPOINT_URL`), with adaptive retries."""
-    return boto3.session.Session(region_name=region or None).client("elbv2", config=RETRIES)
+    """The boto3 default chain (`AWS_*`, including `AWS_ENDPOINT_URL`), with adaptive retries.
+
+    One client per region and environment for the life of the provider host, which serves every
+    sync of an `up` (concurrently): building one costs ~100 ms of model loading, and boto3
+    clients are thread-safe. `forget_clients` drops them when credentials expire.
+    """
+    key = (region, *(os.environ.get(k) for k in _ENV_KEYS))
+    with _LOCK:
+        found = _CLIENTS.get(key)
+        if found is None:
+            session = boto3.session.Session(region_name=region or None)
+            found = _CLIENTS[key] = session.client("elbv2", config=RETRIES)
+        return found
+
+
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION")
+
+
+def forget_clients() -> None:
+    with _LOCK:
+        _CLIENTS.clear()
+
+
+def is_auth_error(error: BaseException) -> bool:
+    """Expired or refused credentials: a new client (fresh credentials) may succeed."""
+    cause = error.__cause__ if isinstance(error, ElbUnavailable) else error
+    return (
+        isinstance(cause, ClientError)
+        and cause.response.get("Error", {}).get("Code") in AUTH_ERRORS
+    )
 
 
 def is_target_group_not_found(error: BaseException) -> bool:

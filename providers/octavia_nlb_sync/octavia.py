@@ -7,6 +7,8 @@ health monitors) read Octavia through here, so both see it the same way. Every f
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +76,22 @@ def connect(
     cloud: str | None = None, password: str | None = None
 ) -> openstack.connection.Connection:
     """clouds.yaml entry `cloud` (or the `OS_*` environment when no cloud is named), with the
-    stack's `openstack:password` over the entry's own when the stack has one."""
+    stack's `openstack:password` over the entry's own when the stack has one.
+
+    One connection per cloud and environment for the life of the provider host: a new one
+    costs a version-discovery round trip and a token (the SDK caches both on the connection,
+    and its sessions are safe to share between threads). `forget_connections` drops them when
+    a token is refused.
+    """
+    key = (cloud, password, *sorted((k, v) for k, v in os.environ.items() if k.startswith("OS_")))
+    with _LOCK:
+        found = _CONNECTIONS.get(key)
+        if found is None:
+            found = _CONNECTIONS[key] = _new_connection(cloud, password)
+        return found
+
+
+def _new_connection(cloud: str | None, password: str | None) -> openstack.connection.Connection:
     options: dict[str, Any] = {"api_timeout": API_TIMEOUT_SECONDS}
     if cloud:
         options["cloud"] = cloud
@@ -83,6 +100,23 @@ def connect(
             # As `auth`, which overrides the entry's own; a plain `password=` would not.
             options["auth"] = {"password": password}
         return openstack.connect(**options)
+
+
+_CONNECTIONS: dict[tuple[Any, ...], openstack.connection.Connection] = {}
+_LOCK = threading.Lock()
+
+
+def forget_connections() -> None:
+    with _LOCK:
+        _CONNECTIONS.clear()
+
+
+def is_auth_error(error: BaseException) -> bool:
+    """A refused or expired token: a new connection (a new token) may succeed."""
+    cause = error.__cause__ if isinstance(error, OctaviaUnavailable) else error
+    return isinstance(cause, ksa_exceptions.Unauthorized) or (
+        isinstance(cause, sdk_exceptions.HttpException) and cause.status_code == 401
+    )
 
 
 def _takes_password(cloud: str | None) -> bool:

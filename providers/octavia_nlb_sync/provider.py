@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_address
 from typing import Any
@@ -37,6 +38,8 @@ from providers.octavia_nlb_sync.planner import (
 )
 
 PROVIDER_VERSION = "1"
+READ_CONCURRENCY = 8
+"""Reads in flight per sync; the host runs up to 4 syncs at once (its gRPC thread pool)."""
 DEFAULTS: dict[str, Any] = {
     "owns_target_groups": False,
     "max_deregister_fraction": 0.5,
@@ -116,7 +119,7 @@ class OctaviaNlbSyncProvider(ResourceProvider):
             return DiffResult(changes=True, replaces=[], delete_before_replace=False)
         spec = SyncSpec.from_props(news)
         try:
-            plans = _plan(spec, _owned(olds), elbv2.client(spec.aws_region), _withdrawn(olds, spec))
+            plans, _ = _plan(spec, _owned(olds), _withdrawn(olds, spec))
         except octavia.OctaviaUnavailable as error:
             # Octavia down must not block the `up` an operator runs because it is down (a DNS
             # drain, say): the sync stays as it is unless its own inputs changed, and `update`
@@ -156,7 +159,7 @@ class OctaviaNlbSyncProvider(ResourceProvider):
             targets[arn] = sorted(owned & live)
         pending = props.get("pending") or {}
         try:
-            plans = _plan(spec, _owned(props), client, guarded=False)
+            plans, _ = _plan(spec, _owned(props), guarded=False)
             pending = _pending(plans)
         except octavia.OctaviaUnavailable as error:
             pulumi.log.warn(f"refresh could not read Octavia; pending sync unknown: {error}")
@@ -298,46 +301,75 @@ def _validate_members(where: str, members: Any) -> list[tuple[str, str]]:
 def _plan(
     spec: SyncSpec,
     owned: Mapping[str, frozenset[str]],
-    client: Any,
     withdrawn: Mapping[str, frozenset[str]] | None = None,
     guarded: bool = True,
-) -> list[GroupPlan]:
-    """Read Octavia and the NLB, then plan every group; raises before any write on a bad read."""
+) -> tuple[list[GroupPlan], Any]:
+    """Read Octavia and the NLB, then plan every group; raises before any write on a bad read.
+
+    Returns the plans and the ELBv2 client to write with. Credentials refused on a cached
+    client or connection are retried once on new ones (a read changes nothing, so it is safe).
+    """
+    try:
+        return _read_and_plan(spec, owned, withdrawn or {}, guarded)
+    except Exception as error:
+        if not (octavia.is_auth_error(error) or elbv2.is_auth_error(error)):
+            raise
+        pulumi.log.warn(f"octavia lb {spec.loadbalancer_id}: credentials refused; reconnecting")
+        octavia.forget_connections()
+        elbv2.forget_clients()
+        return _read_and_plan(spec, owned, withdrawn or {}, guarded)
+
+
+def _read_and_plan(
+    spec: SyncSpec,
+    owned: Mapping[str, frozenset[str]],
+    withdrawn: Mapping[str, frozenset[str]],
+    guarded: bool,
+) -> tuple[list[GroupPlan], Any]:
+    """The reads are independent, so they run at once (at most READ_CONCURRENCY in flight):
+    the LB, each pool's members, each target group's targets. Planning waits for all of them
+    and goes in a fixed order, so the plan is exactly what sequential reads would give."""
     conn = octavia.connect(spec.os_cloud, spec.os_password)
-    pool_ids = octavia.read_pool_ids(conn, spec.loadbalancer_id)
-    declared = spec.declared()
-    plans = []
-    for arn, pools in spec.pools_by_group().items():
-        per_pool = []
-        for pool_id in pools:
-            if pool_id not in pool_ids:
-                raise octavia.OctaviaUnavailable(
-                    f"pool {pool_id} does not belong to load balancer {spec.loadbalancer_id} "
-                    f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); "
-                    "the NLB was not touched."
-                )
-            live = octavia.read_members(conn, pool_id)
-            if pool_id in declared:
-                live = members_after_up(
-                    live, declared[pool_id], (withdrawn or {}).get(pool_id, frozenset())
-                )
-            per_pool.append(live)
-        plans.append(
-            plan_group(
-                arn,
-                desired_in_every_pool(per_pool),
-                elbv2.list_targets(client, arn),
-                owned.get(arn, frozenset()),
-                owns_target_group=spec.owns_target_groups,
-                max_deregister_fraction=spec.max_deregister_fraction,
-                guarded=guarded,
+    client = elbv2.client(spec.aws_region)
+    groups = spec.pools_by_group()
+    pools = sorted({pool for pools in groups.values() for pool in pools})
+    released = sorted(arn for arn in owned if arn not in groups)
+    with ThreadPoolExecutor(max_workers=READ_CONCURRENCY) as reads:
+        lb_pools = reads.submit(octavia.read_pool_ids, conn, spec.loadbalancer_id)
+        members = {pool: reads.submit(octavia.read_members, conn, pool) for pool in pools}
+        targets = {arn: reads.submit(elbv2.list_targets, client, arn) for arn in groups}
+        leftovers = {arn: reads.submit(_live_or_empty, client, arn) for arn in released}
+        pool_ids = lb_pools.result()
+        foreign = [pool for pool in pools if pool not in pool_ids]
+        if foreign:
+            raise octavia.OctaviaUnavailable(
+                f"pool {foreign[0]} does not belong to load balancer {spec.loadbalancer_id} "
+                f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); "
+                "the NLB was not touched."
             )
-        )
-    bound = spec.pools_by_group()
-    for arn, was_owned in owned.items():
-        if arn not in bound:
-            plans.append(plan_release(arn, _live_or_empty(client, arn), was_owned))
-    return plans
+        declared = spec.declared()
+        plans = []
+        for arn, bound_pools in groups.items():
+            per_pool = []
+            for pool in bound_pools:
+                live = members[pool].result()
+                if pool in declared:
+                    live = members_after_up(live, declared[pool], withdrawn.get(pool, frozenset()))
+                per_pool.append(live)
+            plans.append(
+                plan_group(
+                    arn,
+                    desired_in_every_pool(per_pool),
+                    targets[arn].result(),
+                    owned.get(arn, frozenset()),
+                    owns_target_group=spec.owns_target_groups,
+                    max_deregister_fraction=spec.max_deregister_fraction,
+                    guarded=guarded,
+                )
+            )
+        for arn in released:
+            plans.append(plan_release(arn, leftovers[arn].result(), owned[arn]))
+    return plans, client
 
 
 def _sync(
@@ -346,8 +378,7 @@ def _sync(
     owned: Mapping[str, frozenset[str]],
     withdrawn: Mapping[str, frozenset[str]] | None = None,
 ) -> dict:
-    client = elbv2.client(spec.aws_region)
-    plans = _plan(spec, owned, client, withdrawn)
+    plans, client = _plan(spec, owned, withdrawn)
     # Deregister everywhere before registering anywhere: a drained member stops receiving
     # new flows first, and the deregistration delay starts as early as possible.
     deregistered = sum(
