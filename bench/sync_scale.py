@@ -46,6 +46,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -141,6 +142,7 @@ class CallCounter:
 
     def __init__(self) -> None:
         self._current: Counter[str] | None = None
+        self._lock = threading.Lock()  # a sync reads from several threads at once
 
     @contextlib.contextmanager
     def window(self) -> Iterator[Counter[str]]:
@@ -152,8 +154,9 @@ class CallCounter:
             self._current = None
 
     def add(self, kind: str) -> None:
-        if self._current is not None:
-            self._current[kind] += 1
+        with self._lock:
+            if self._current is not None:
+                self._current[kind] += 1
 
     @contextlib.contextmanager
     def hooked(self) -> Iterator[None]:
@@ -169,12 +172,16 @@ class CallCounter:
             self.add(octavia_kind(method, url, kwargs.get("params")))
             return real_request(session, url, method, *args, **kwargs)
 
+        hooked: set[int] = set()
+
         def client(region: str | None = None) -> Any:
             made = real_client(region)
-            made.meta.events.register(
-                "provide-client-params.elastic-load-balancing-v2.*",
-                lambda model, **_: self.add(f"elbv2 {model.name}"),
-            )
+            if id(made) not in hooked:  # the provider reuses its clients: hook each once
+                hooked.add(id(made))
+                made.meta.events.register(
+                    "provide-client-params.elastic-load-balancing-v2.*",
+                    lambda model, **_: self.add(f"elbv2 {model.name}"),
+                )
             return made
 
         ks_session.Session.request = request  # type: ignore[method-assign]
@@ -518,13 +525,37 @@ def reused_clients() -> Iterator[None]:
     real_connect, real_client = octavia_shell.connect, elbv2_shell.client
     conn, client = real_connect(None), real_client(None)
     conn.load_balancer.get_endpoint()  # discovery now, not inside a timed run
-    octavia_shell.connect = lambda cloud=None: conn
+    octavia_shell.connect = lambda cloud=None, password=None: conn
     elbv2_shell.client = lambda region=None: client
     try:
         yield
     finally:
         octavia_shell.connect, elbv2_shell.client = real_connect, real_client
         conn.close()
+
+
+@contextlib.contextmanager
+def fresh_clients() -> Iterator[None]:
+    """Make every `octavia.connect` and `elbv2.client` call build a new one, as a provider
+    host that did not reuse them would (the provider now keeps them for its life)."""
+    from providers.octavia_nlb_sync import elbv2 as elbv2_shell
+    from providers.octavia_nlb_sync import octavia as octavia_shell
+
+    real_connect, real_client = octavia_shell.connect, elbv2_shell.client
+
+    def connect(cloud: str | None = None, password: str | None = None) -> Any:
+        octavia_shell.forget_connections()
+        return real_connect(cloud, password)
+
+    def client(region: str | None = None) -> Any:
+        elbv2_shell.forget_clients()
+        return real_client(region)
+
+    octavia_shell.connect, elbv2_shell.client = connect, client
+    try:
+        yield
+    finally:
+        octavia_shell.connect, elbv2_shell.client = real_connect, real_client
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -594,7 +625,7 @@ def measure(
     say(f"[{fleet.size.label}] no-op vs bare reads x{repeats}, fresh and reused clients")
     modes: dict[str, tuple[Callable[[], contextlib.AbstractContextManager[None]], Phase, Phase]]
     modes = {
-        "fresh": (contextlib.nullcontext, Phase(Counter(), []), Phase(Counter(), [])),
+        "fresh": (fresh_clients, Phase(Counter(), []), Phase(Counter(), [])),
         "reused": (reused_clients, Phase(Counter(), []), Phase(Counter(), [])),
     }
     for mode, phases in modes.items():
