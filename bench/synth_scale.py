@@ -164,7 +164,39 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_isolated(count))
         print(f"  {count} LBs done: warm {rows[-1]['warm_s']:.2f} s", file=sys.stderr)
     print(table(rows))
-    return 0
+    verdicts = goals(rows)
+    print("\n".join(verdicts))
+    return 0 if all(v.startswith("PASS") for v in verdicts) else 1
+
+
+COLD_GOAL_S = 15.0
+GOAL_LBS = 200
+GROWTH_LIMIT = 1.10
+
+
+def goals(rows: list[dict[str, Any]]) -> list[str]:
+    """200 LBs cold under 15 s; warm time and memory per LB flat across sizes (linear)."""
+    lines = []
+    for row in rows:
+        if row["lbs"] == GOAL_LBS:
+            ok = row["cold_s"] < COLD_GOAL_S
+            lines.append(
+                f"{'PASS' if ok else 'FAIL'} {GOAL_LBS} LBs cold synth {row['cold_s']:.1f} s "
+                f"(goal < {COLD_GOAL_S:g} s)"
+            )
+    if len(rows) > 1:
+        base = rows[0]["warm_cpu_s"] / rows[0]["lbs"]
+        growth = max(r["warm_cpu_s"] / r["lbs"] / base for r in rows)
+        ok = growth <= GROWTH_LIMIT
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'} warm CPU per LB grows at most {growth:.2f}x from "
+            f"{rows[0]['lbs']} to {rows[-1]['lbs']} LBs (limit {GROWTH_LIMIT:.2f}x: linear)"
+        )
+        first, last = rows[0], rows[-1]
+        per_lb = (last["peak_rss_mb"] - first["peak_rss_mb"]) / (last["lbs"] - first["lbs"])
+        span = f"{first['lbs']} to {last['lbs']}"
+        lines.append(f"INFO peak RSS grows {per_lb:.1f} MB per LB ({span} LBs)")
+    return lines
 
 
 if __name__ == "__main__":

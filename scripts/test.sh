@@ -17,7 +17,9 @@ elif ! command -v uv >/dev/null 2>&1; then
 fi
 
 scripts/system-packages.sh
-uv sync --locked --quiet
+# With bytecode: where PYTHONDONTWRITEBYTECODE is set, every process (synth, provider hosts,
+# test servers) would otherwise recompile the cloud SDKs it imports.
+uv sync --locked --quiet --compile-bytecode
 uv run ruff check .
 uv run ruff format --check --quiet .
 uv run mypy
