@@ -34,13 +34,18 @@ DnsName = Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z
 class ConfigError(pulumi.RunError):
     """A stack file is wrong; the message lists every problem with its key path."""
 
-    def __init__(self, problems: Iterable[str]) -> None:
+    def __init__(self, problems: Iterable[str], source: str | None = None) -> None:
         self.problems = sorted(set(problems))
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
             f"{len(self.problems)} problem(s) in the stack configuration; nothing was changed. "
-            f"Fix them in Pulumi.<stack>.yaml and run again:\n{lines}"
+            f"Fix them in {source or _stack_file()} and run again:\n{lines}"
         )
+
+
+def _stack_file() -> str:
+    """The file a program run reads its config from."""
+    return f"Pulumi.{pulumi.get_stack()}.yaml"
 
 
 class Model(BaseModel):
@@ -410,7 +415,9 @@ _REQUIRED_TAGS = ("owner", "cost-center", "environment")
 Check = Callable[["StackConfig"], list[str]]
 
 
-def parse(raw: Mapping[str, Any], checks: Iterable[Check] = ()) -> StackConfig:
+def parse(
+    raw: Mapping[str, Any], checks: Iterable[Check] = (), source: str | None = None
+) -> StackConfig:
     """Parse the stack's `hybrid-infra:*` values (keys without the namespace) or raise.
 
     `checks` are rules that belong to a component (GKE naming, Prod placement); they run here,
@@ -436,13 +443,13 @@ def parse(raw: Mapping[str, Any], checks: Iterable[Check] = ()) -> StackConfig:
                 _adapter_for(key), value, f"{PROJECT}:{key}", problems, _FIELDS[key].annotation
             )
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, source)
     config = StackConfig.model_validate(parsed)
     problems.extend(_cross_check(config))
     for check in checks:
         problems.extend(check(config))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, source)
     return config
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,9 @@ from typing import Any, TextIO
 
 import pulumi
 
-from tools import graph, snapshot
+from tools import graph, snapshot, stackfile
 from tools.diff import diff, render_diff, summary
+from tools.stackfile import StackFileError
 from tools.synth import ROOT, ProgramFailed, stack_config, synthesize
 from tools.tree import render_tree
 
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _run(args, out)
     except ProgramFailed as failed:
         return _program_failed(failed)
-    except (UsageError, snapshot.DuplicateUrn, graph.GraphvizMissing) as error:
+    except (UsageError, StackFileError, snapshot.DuplicateUrn, graph.GraphvizMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
     except Exception:
@@ -68,10 +70,17 @@ def golden_path(stack: str) -> Path:
 
 def synth_snapshot(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
     """Run the program for `stack` (config from `stack_file` if given) and snapshot it."""
-    if stack_file is None:
-        return snapshot.snapshot(synthesize(stack))
-    config, secret_keys = stack_config(stack, stack_file.parent)
-    return snapshot.snapshot(synthesize(stack, config=config, secret_keys=secret_keys))
+    source = stack_file or ROOT / f"Pulumi.{stack}.yaml"
+    config, secret_keys = stack_config(stack, source.parent)  # a broken file stops here
+    print(f"synth: running the program for {stack} ({source.name}) under mocks", file=sys.stderr)
+    began = time.perf_counter()
+    snap = snapshot.snapshot(synthesize(stack, config=config, secret_keys=secret_keys))
+    print(
+        f"synth: {stack}: {len(snap['resources'])} resources in "
+        f"{time.perf_counter() - began:.1f} s",
+        file=sys.stderr,
+    )
+    return snap
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,11 +120,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
+    # Every input is checked here, before the program runs (which takes seconds).
     if args.diff and len(args.diff) > 2:
         raise UsageError("--diff takes OLD.json, or OLD.json NEW.json")
+    if args.exit_code and not args.diff:
+        raise UsageError("--exit-code only means something with --diff")
     for target in args.graph or []:
         if Path(target).suffix not in (*TEXT_GRAPHS, *IMAGE_GRAPHS):
             raise UsageError(f"--graph {target}: use .svg, .png, .pdf, .dot or .mmd")
+        if Path(target).suffix in IMAGE_GRAPHS:
+            graph.require_dot()
+    before = _read_snapshot(Path(args.diff[0])) if args.diff else None
     if args.diff and len(args.diff) == 2:
         old, new = (_read_snapshot(Path(p)) for p in args.diff)
         return _report_diff(old, new, args.diff[0], args.diff[1], args.exit_code, out)
@@ -126,19 +141,22 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return _update_snapshots([stack] if stack else stacks(), out)
     if stack is None:
         raise UsageError("say which stack: --stack NAME (or --stack-file Pulumi.<stack>.yaml)")
+    if args.stack_file is None:
+        stackfile.stack_path(stack, ROOT)  # an unknown stack, before the program runs
     snap = synth_snapshot(stack, args.stack_file)
     did_something = False
     if args.json:
         _write_json(snap, args.json, out)
+        if args.json != "-":
+            print(f"wrote {args.json}", file=sys.stderr)
         did_something = True
     for target in args.graph or []:
         _write_graph(snap, Path(target))
         print(f"wrote {target}", file=sys.stderr)
         did_something = True
     code = OK
-    if args.diff:
-        old = _read_snapshot(Path(args.diff[0]))
-        code = _report_diff(old, snap, args.diff[0], f"{stack} (this run)", args.exit_code, out)
+    if before is not None:
+        code = _report_diff(before, snap, args.diff[0], f"{stack} (this run)", args.exit_code, out)
         did_something = True
     if args.tree or not did_something:
         out.write(render_tree(snap))

@@ -175,8 +175,8 @@ class GraphvizMissing(RuntimeError):
     """`dot` is not installed; the message says how to install it."""
 
 
-def render_svg(dot_text: str, output: Path) -> None:
-    """Run Graphviz `dot` to write `output` in the format its suffix names (svg, png, pdf)."""
+def require_dot() -> str:
+    """The path of Graphviz `dot`, or the error that says how to install it."""
     dot = shutil.which("dot")
     if dot is None:
         raise GraphvizMissing(
@@ -184,6 +184,12 @@ def render_svg(dot_text: str, output: Path) -> None:
             "`scripts/system-packages.sh` (Debian: `apt-get install -y graphviz`), or write "
             "`.dot` / `.mmd` instead, which need no tool."
         )
+    return dot
+
+
+def render_svg(dot_text: str, output: Path) -> None:
+    """Run Graphviz `dot` to write `output` in the format its suffix names (svg, png, pdf)."""
+    dot = require_dot()
     fmt = output.suffix.lstrip(".") or "svg"
     done = subprocess.run(
         [dot, f"-T{fmt}", "-o", str(output)],

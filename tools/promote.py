@@ -35,6 +35,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from components.config import PROJECT, ConfigError, parse
+from tools import stackfile
+from tools.stackfile import StackFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 # The one place the order of environments is written down.
@@ -166,7 +168,7 @@ def validate(document: Mapping[str, Any], stack: str) -> None:
         for k, v in namespaced(document).items()
     }
     try:
-        parse(raw)
+        parse(raw, source=f"Pulumi.{stack}.yaml")
     except ConfigError as error:
         problems = "\n".join(f"  - {p}" for p in error.problems)
         raise PromotionRefused(
@@ -283,20 +285,16 @@ def ensure_committed(path: Path, why: str) -> None:
 def promote(root: Path, source: str, target: str, *, dry_run: bool = False) -> Promotion:
     """Check, plan, edit and (unless `dry_run`) write the target stack file."""
     check_order(source, target)
-    source_file = root / f"Pulumi.{source}.yaml"
-    target_file = root / f"Pulumi.{target}.yaml"
-    for path in (source_file, target_file):
-        if not path.is_file():
-            raise PromotionRefused(f"{path} does not exist")
+    source_stack, target_stack = stackfile.read(source, root), stackfile.read(target, root)
+    source_file, target_file = source_stack.path, target_stack.path
     ensure_committed(source_file, "only a reviewed, committed release is promoted")
     ensure_committed(target_file, "the promotion must be a change of its own")
-    source_text = source_file.read_text()
-    target_text = target_file.read_text()
+    target_text = target_stack.text
     changes = plan(
         source,
         target,
-        namespaced(yaml.safe_load(source_text)),
-        namespaced(yaml.safe_load(target_text)),
+        namespaced(source_stack.document),
+        namespaced(target_stack.document),
     )
     if not changes:
         return Promotion(source, target, target_file, (), "", written=False)
@@ -320,8 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tools.promote",
         description=f"Promote a verified release one step along {' → '.join(STACK_ORDER)}.",
     )
-    parser.add_argument("source", choices=STACK_ORDER)
-    parser.add_argument("target", choices=STACK_ORDER)
+    parser.add_argument(
+        "source", choices=STACK_ORDER, help="the stack whose verified release is promoted"
+    )
+    parser.add_argument(
+        "target", choices=STACK_ORDER, help="the next stack in order, whose file is edited"
+    )
     parser.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
     parser.add_argument("--root", type=Path, default=ROOT, help="where the stack files are")
     args = parser.parse_args(argv)
@@ -330,12 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PromotionRefused as refusal:
         print(f"promotion refused: {refusal}", file=sys.stderr)
         return 1
+    except (StackFileError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not result.changes:
         print(f"{args.target} already runs {args.source}'s release; nothing to promote")
         return 0
     print(result.diff, end="")
     for change in result.changes:
-        print(f"  {change.path}: {change.old!r} → {change.new!r} ({change.why})")
+        print(f"  {change.path}: {_yaml(change.old)} → {_yaml(change.new)} ({change.why})")
     if result.written:
         print(
             f"Wrote {result.target_file.name}. Review it (git diff), commit it on a branch and "
@@ -344,6 +349,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print("Dry run: nothing was written.")
     return 0
+
+
+def _yaml(value: Any) -> str:
+    """A value as the stack file spells it (`true`, not Python's `True`)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import contextlib
 import contextvars
 import gc
 import hashlib
-import json
 import logging
 import os
 import runpy
@@ -31,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime.proto import source_pb2
@@ -39,11 +37,11 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components import octavia_catalog
+from tools import stackfile
+from tools.stackfile import PROJECT, SECRET_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parent.parent
 OCTAVIA_CATALOG = ROOT / "devenv" / "octavia-catalog.json"
-PROJECT = "hybrid-infra"
-SECRET_PLACEHOLDER = "[secret]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +97,7 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[st
     Secure values cannot be decrypted without the stack's key; they become a placeholder that
     is marked secret, which is all the program may rely on at plan time anyway.
     """
-    path = root / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (document.get("config") or {}).items():
-        full_key = key if ":" in key else f"{PROJECT}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key] = SECRET_PLACEHOLDER
-            secret_keys.append(full_key)
-        elif isinstance(value, str):
-            config[full_key] = value
-        else:
-            config[full_key] = json.dumps(value)
-    return config, secret_keys
+    return stackfile.read(stack, root).engine_config()
 
 
 class _Recorder(mocks.MockMonitor):

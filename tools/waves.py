@@ -33,6 +33,8 @@ from ruamel.yaml import YAML
 from components.config import PROJECT, ConfigError, StackConfig, parse
 from components.placement import placement_for
 from components.waves import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
+from tools import stackfile
+from tools.stackfile import StackFile, StackFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTMANAGER_ENV = "ALERTMANAGER_URL"
@@ -43,10 +45,6 @@ class Refused(Exception):
     """Advancing now would be unsafe or pointless; the message says what to do instead."""
 
 
-class StackFileError(Exception):
-    """The stack file cannot be read or edited as expected."""
-
-
 class UsageError(Exception):
     """The command lacks something it needs for this stack."""
 
@@ -54,24 +52,15 @@ class UsageError(Exception):
 # --- reading the stack ----------------------------------------------------------------------
 
 
-def stack_path(stack: str, root: Path = ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
-
-
-def load_config(text: str) -> StackConfig:
+def load_config(text: str, source: str = "the stack file") -> StackConfig:
     """The stack's `hybrid-infra:*` values, parsed as the program parses them.
 
     Secure values cannot be read without the stack's key; they become a placeholder, as under
     `tools.synth`. No release rule looks at a secret.
     """
     document = yaml.safe_load(text) or {}
-    raw: dict[str, Any] = {}
-    for key, value in (document.get("config") or {}).items():
-        namespace, _, name = key.partition(":")
-        if namespace == PROJECT:
-            secure = isinstance(value, dict) and set(value) == {"secure"}
-            raw[name] = "[secret]" if secure else value
-    return parse(raw)
+    stack_file = StackFile("", Path(source), text, document)
+    return parse(stack_file.project_values(), source=source)
 
 
 # --- the plan, for people -------------------------------------------------------------------
@@ -163,7 +152,7 @@ def fetch_alerts(url: str, prods: Sequence[str], timeout: float = 10.0) -> list[
 def advance(path: Path, alertmanager: str | None) -> str:
     """Check, then move `release.wave` one up in the stack file; returns what happened."""
     text = path.read_text()
-    config = load_config(text)
+    config = load_config(text, path.name)
     plan = release_plan(config)
     reason = refusal_before_alerts(plan)
     if reason:
@@ -184,7 +173,7 @@ def advance(path: Path, alertmanager: str | None) -> str:
             )
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
-    load_config(new_text)  # the edit must leave a stack file the program accepts
+    load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
     path.write_text(new_text)
     checked = (
         f"no alert fires on {', '.join(updated)}"
@@ -246,12 +235,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         f"label {ALERT_LABEL}=<Prod>",
     )
     args = parser.parse_args(argv)
-    path = stack_path(args.stack, args.root)
+    url = args.alertmanager
+    parts = urllib.parse.urlsplit(url or "")
+    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+        print(f"error: --alertmanager {url}: give a URL, e.g. http://{url}", file=sys.stderr)
+        return 2
     try:
+        stack = stackfile.read(args.stack, args.root)
         if args.advance:
-            print(advance(path, args.alertmanager))
+            print(advance(stack.path, url))
         else:
-            print(render(args.stack, load_config(path.read_text())))
+            print(render(args.stack, load_config(stack.text, stack.path.name)))
     except Refused as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return 1
