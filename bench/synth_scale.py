@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for count in args.sizes:
+        print(f"  {count} LBs: cold and warm synth in a fresh process...", file=sys.stderr)
         rows.append(run_isolated(count))
         print(f"  {count} LBs done: warm {rows[-1]['warm_s']:.2f} s", file=sys.stderr)
     print(table(rows))

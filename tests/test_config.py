@@ -312,6 +312,13 @@ def test_bad_config_names_key_path_and_registers_nothing(case):
     assert failed.registered == ()
 
 
+def test_a_config_error_names_the_stack_file_to_fix():
+    raw = prod_raw()
+    _set("loadBalancers.1.dns.weights.nlb", 300)(raw)
+    failed = run_with(raw)
+    assert "Fix them in Pulumi.prod.yaml and run again" in str(failed.cause)
+
+
 def test_every_problem_is_reported_at_once():
     raw = prod_raw()
     _set("loadBalancers.1.dns.weights.nlb", 300)(raw)
