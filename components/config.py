@@ -224,6 +224,25 @@ class LoadBalancer(Model):
         return self
 
 
+class DiscoveryDefaults(Model):
+    """What a tagged LB gets where its own tags say nothing (see components/discovery.py)."""
+
+    zone: DnsName
+    weights: Weights = Weights()
+    ttl: Annotated[int, Field(ge=10, le=86400)] = 60
+    health_check: Literal["TCP", "HTTP", "HTTPS"] = "TCP"
+    check_port: Port | None = None
+    """The port Route53 checks when the LB has no `hybrid-infra/check-port` tag."""
+    nlb: NlbOptions = NlbOptions()
+
+
+class Discovery(Model):
+    """Octavia LBs that carry `tag` get a twin without an entry in `loadBalancers`."""
+
+    tag: Annotated[str, Field(min_length=1, max_length=255)] = "hybrid-infra/twin"
+    defaults: DiscoveryDefaults
+
+
 # --- clusters -------------------------------------------------------------------------------
 
 
@@ -380,6 +399,7 @@ class StackConfig(Model):
     segments: tuple[Segment, ...] = ()
     app: App | None = None
     release: Release | None = None
+    discovery: Discovery | None = None
 
     def cluster_names(self) -> tuple[str, ...]:
         """Every cluster the program builds: the configured ones plus their EKS twins."""

@@ -28,6 +28,24 @@ def describe(
     return octavia.read_loadbalancer(octavia.connect(cloud, password), loadbalancer_id)
 
 
+def discover(
+    tag: str, cloud: str | None, password: str | None = None
+) -> list[octavia.TaggedLoadBalancer]:
+    """The LBs carrying `tag`: one list call live, or the recorded entries' `tags`."""
+    recorded = os.environ.get(CATALOG_ENV)
+    if recorded:
+        entries = json.loads(Path(recorded).read_text()).values()
+        return sorted(
+            (
+                octavia.TaggedLoadBalancer(e["id"], e["name"], tuple(e.get("tags", ())))
+                for e in entries
+                if tag in e.get("tags", ())
+            ),
+            key=lambda lb: (lb.name, lb.id),
+        )
+    return octavia.list_tagged(octavia.connect(cloud, password), tag)
+
+
 def _from_catalog(path: Path, loadbalancer_id: str) -> octavia.LoadBalancer:
     entries = json.loads(path.read_text())
     if loadbalancer_id not in entries:

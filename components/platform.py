@@ -8,10 +8,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_openstack as openstack
 
+from components import discovery, octavia_catalog
 from components.clusters import ClusterFleet
 from components.config import StackConfig
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
+from providers.octavia_nlb_sync import octavia
 
 
 class Platform(pulumi.ComponentResource):
@@ -37,6 +39,11 @@ class Platform(pulumi.ComponentResource):
             password=password.secret,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        specs = [
+            (f"hybrid-infra:loadBalancers[{i}]", lb) for i, lb in enumerate(config.load_balancers)
+        ]
+        discovered = self._discovered(config, password)
+        specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec) for d in discovered]
         self.load_balancers = [
             HybridLoadBalancer(
                 lb.name,
@@ -45,14 +52,14 @@ class Platform(pulumi.ComponentResource):
                     aws=config.aws,
                     on_prem=config.on_prem,
                     protect=config.protect,
-                    config_path=f"hybrid-infra:loadBalancers[{i}]",
+                    config_path=path,
                     os_password=password,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self.aws, "openstack": self.openstack}
                 ),
             )
-            for i, lb in enumerate(config.load_balancers)
+            for path, lb in specs
         ]
         self.exports = {
             "environment": config.tags["environment"],
@@ -69,6 +76,11 @@ class Platform(pulumi.ComponentResource):
                 for lb in self.load_balancers
             },
         }
+        if config.discovery is not None:
+            self.exports["discovered"] = {
+                d.spec.name: {"loadbalancerId": d.loadbalancer_id, "tags": d.tags}
+                for d in discovered
+            }
         self.fleet = ClusterFleet(
             "fleet",
             config,
@@ -88,6 +100,37 @@ class Platform(pulumi.ComponentResource):
         self.exports["releasePlan"] = self.prods.release_plan
         self.exports["routing"] = self.prods.routing
         self.register_outputs(self.exports)
+
+    def _discovered(
+        self, config: StackConfig, password: OpenStackPassword
+    ) -> list[discovery.Discovered]:
+        """Tagged Octavia LBs (self-service). A failed listing stops the program: without it,
+        every discovered twin would look removed and be deleted."""
+        if config.discovery is None:
+            return []
+        tag = config.discovery.tag
+        try:
+            tagged = octavia_catalog.discover(tag, config.on_prem.cloud, password.plain)
+        except octavia.OctaviaUnavailable as error:
+            raise pulumi.RunError(
+                f"hybrid-infra:discovery: cannot list the LBs tagged {tag}, so no twin is "
+                f"added or removed: {error}"
+            ) from error
+        declared = [str(lb.adopt.loadbalancer_id) for lb in config.load_balancers if lb.adopt]
+        found, skipped = discovery.twins(tagged, config.discovery, declared)
+        for skip in skipped:
+            pulumi.log.warn(f"hybrid-infra:discovery: {skip.message()}; skipped")
+        names = {lb.name for lb in config.load_balancers}
+        fqdns = {lb.dns.fqdn for lb in config.load_balancers}
+        clashing = [d for d in found if d.spec.name in names or d.spec.dns.fqdn in fqdns]
+        for clash in clashing:
+            pulumi.log.warn(
+                f"hybrid-infra:discovery: tagged Octavia LB {clash.spec.name} "
+                f"({clash.loadbalancer_id}): loadBalancers already has its name or DNS name "
+                f"{clash.spec.dns.fqdn}; skipped"
+            )
+        pulumi.log.info(f"hybrid-infra:discovery: {len(found) - len(clashing)} twin(s) from {tag}")
+        return [d for d in found if d not in clashing]
 
     def protected(self, **kwargs: Any) -> pulumi.ResourceOptions:
         """Options for children that carry traffic: protected where the stack asks for it."""

@@ -177,9 +177,11 @@ def load() -> DeploymentsConfig:
 
 
 def has_sync_resources(stack_document: Mapping[str, Any]) -> bool:
-    """A stack with load balancers registers an Octavia → NLB member sync for each."""
+    """A stack with load balancers registers an Octavia → NLB member sync for each; one with
+    discovery may at any time (a service team tags an LB), and the drift run is what picks
+    the new twin up between deploys."""
     config = stack_document.get("config") or {}
-    return bool(config.get(f"{PROJECT}:loadBalancers"))
+    return bool(config.get(f"{PROJECT}:loadBalancers") or config.get(f"{PROJECT}:discovery"))
 
 
 def plan(

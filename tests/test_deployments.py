@@ -203,6 +203,9 @@ def test_a_stack_without_load_balancers_gets_no_drift_schedule():
     documents = {s: stack_config_file(s) for s in STACK_ORDER}
     del documents["dev"]["config"]["hybrid-infra:loadBalancers"]
     plans = {p.stack: p for p in sd.plan(sd.parse(deployments_config()), documents)}
+    assert plans["dev"].drift_cron == "*/10 * * * *", "discovery alone needs the drift runs"
+    del documents["dev"]["config"]["hybrid-infra:discovery"]
+    plans = {p.stack: p for p in sd.plan(sd.parse(deployments_config()), documents)}
     assert plans["dev"].drift_cron is None
     assert plans["staging"].drift_cron == plans["prod"].drift_cron == "*/10 * * * *"
 

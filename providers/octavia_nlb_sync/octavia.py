@@ -61,6 +61,15 @@ class Listener:
 
 
 @dataclass(frozen=True, slots=True)
+class TaggedLoadBalancer:
+    """An LB as the tag listing shows it: enough to decide whether and how to twin it."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancer:
     """What the NLB twin mirrors of an Octavia LB."""
 
@@ -144,6 +153,18 @@ def read_pool_ids(conn: openstack.connection.Connection, loadbalancer_id: str) -
     with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
         lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
         return frozenset(p["id"] for p in lb.pools or ())
+
+
+def list_tagged(conn: openstack.connection.Connection, tag: str) -> list[TaggedLoadBalancer]:
+    """Every LB of the project that carries `tag`: one list call (paged by the SDK)."""
+    with _octavia_errors(f"listing the load balancers tagged {tag}"):
+        return sorted(
+            (
+                TaggedLoadBalancer(id=lb.id, name=lb.name or "", tags=tuple(lb.tags or ()))
+                for lb in conn.load_balancer.load_balancers(tags=tag)
+            ),
+            key=lambda lb: (lb.name, lb.id),
+        )
 
 
 def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: str) -> LoadBalancer:
