@@ -1,0 +1,238 @@
+"""The edge proxy's configuration: a pure function of the routing table (properties), checked by
+the real `haproxy -c`, and run by the real HAProxy (Debian package) in front of small local
+HTTP servers standing for Prods: segments reach their Prods, unknown segments the default, and
+a routing change (a rollback, a drain) reloads with no failed request."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.config import Prod, Segment
+from components.edge_config import EdgeConfigError, EdgeSettings, render
+from components.placement import place
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+needs_haproxy = pytest.mark.skipif(
+    not Path(HAPROXY).exists(), reason="haproxy not installed: run scripts/system-packages.sh"
+)
+
+
+def routing(segments: dict[str, list[tuple[str, int, int]]]) -> dict[str, Any]:
+    """{segment: [(prod, port, weight)]} → the routing table's shape (endpoints on loopback)."""
+    return {
+        "segments": {
+            name: {
+                "routes": [
+                    {"prod": p, "endpoint": f"http://127.0.0.1:{port}", "weight": w}
+                    for p, port, w in routes
+                ]
+            }
+            for name, routes in segments.items()
+        }
+    }
+
+
+# --- the pure function --------------------------------------------------------------------
+
+
+prods = st.dictionaries(
+    st.sampled_from([f"P{i}" for i in range(1, 7)]),
+    st.builds(Prod, cluster=st.sampled_from(["A", "B", "C"]), capacity=st.integers(100, 5000)),
+    min_size=2,
+    max_size=6,
+)
+
+
+@given(prods, st.data())
+@settings(max_examples=60, deadline=None)
+def test_every_segment_is_routed_exactly_once_and_drained_clusters_get_nothing(prods, data):
+    names = sorted(prods)
+    segments = tuple(
+        Segment(name=f"s{i}", users=data.draw(st.integers(1, 50)), prods=(names[i % len(names)],))
+        for i in range(data.draw(st.integers(1, 5)))
+    )
+    drained = data.draw(st.sets(st.sampled_from(["A", "B", "C"]), max_size=1))
+    placement = place(prods, segments, frozenset(drained))
+    table = {
+        "segments": {
+            s.segment: {
+                "routes": [
+                    {
+                        "prod": r.prod,
+                        "endpoint": f"http://{r.prod.lower()}:8080",
+                        "weight": r.weight,
+                    }
+                    for r in s.routes
+                ]
+            }
+            for s in placement.segments
+            if s.routes
+        }
+    }
+    if not table["segments"]:
+        return
+    default = sorted(table["segments"])[0]
+    config = render(table, EdgeSettings(default_segment=default))
+    rules = [line for line in config.splitlines() if line.strip().startswith("use_backend")]
+    assert sorted(r.split()[-2] for r in rules) == sorted(table["segments"])
+    servers = {line.split()[1] for line in config.splitlines() if line.strip().startswith("server")}
+    for prod, spec in prods.items():
+        if spec.cluster in drained:
+            assert prod not in servers
+
+
+def test_a_segment_without_a_prod_or_an_unknown_default_is_an_error():
+    with pytest.raises(EdgeConfigError, match="segment 'a' has no route"):
+        render({"segments": {"a": {"routes": []}}}, EdgeSettings(default_segment="a"))
+    with pytest.raises(EdgeConfigError, match="default segment 'x' is not in the routing table"):
+        render(routing({"a": [("P1", 1, 100)]}), EdgeSettings(default_segment="x"))
+
+
+# --- the real HAProxy ---------------------------------------------------------------------
+
+
+class Prods:
+    """Small HTTP servers on 127.0.0.1, each answering with its Prod's name."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.servers: dict[str, ThreadingHTTPServer] = {}
+        for name in names:
+
+            class Handler(BaseHTTPRequestHandler):
+                prod = name
+
+                def do_GET(self) -> None:
+                    body = self.prod.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *_: object) -> None:
+                    return
+
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            self.servers[name] = server
+
+    def port(self, name: str) -> int:
+        return int(self.servers[name].server_address[1])
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ask(port: int, segment: str | None) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"X-Hybrid-Segment": segment} if segment else {})
+        response = conn.getresponse()
+        body = response.read().decode()
+        return body if response.status == 200 else f"HTTP {response.status}"
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[Any]:
+    """`edge(table)` writes the configuration and starts (or reloads) a real HAProxy."""
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    state: dict[str, Any] = {"proc": None}
+
+    def apply(table: dict[str, Any]) -> int:
+        text = render(table, EdgeSettings(default_segment="a", port=port, slowstart_seconds=1))
+        config.write_text(text)
+        check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(config)], capture_output=True)
+        assert check.returncode == 0, check.stderr.decode()
+        if state["proc"] is None:
+            state["proc"] = subprocess.Popen(
+                [HAPROXY, "-W", "-db", "-f", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.05)
+        else:
+            state["proc"].send_signal(signal.SIGUSR2)  # master-worker reload
+        return port
+
+    yield apply
+    if state["proc"] is not None:
+        state["proc"].terminate()
+        state["proc"].wait(timeout=10)
+
+
+@needs_haproxy
+def test_requests_reach_their_segments_prods_and_a_rollback_reloads_without_a_failure(edge):
+    prods = Prods(["P1", "P2", "P3"])
+    try:
+        before = routing(
+            {
+                "a": [("P1", prods.port("P1"), 100)],
+                "b": [("P2", prods.port("P2"), 50), ("P3", prods.port("P3"), 50)],
+            }
+        )
+        port = edge(before)
+        assert ask(port, "a") == "P1"
+        assert Counter(ask(port, "b") for _ in range(20)) == {"P2": 10, "P3": 10}
+        assert ask(port, "nobody-knows") == "P1" and ask(port, None) == "P1"
+
+        # Roll segment b back to P1 (a Prod on the known-good version): a routing switch.
+        failures: list[str] = []
+        answers: list[str] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.is_set():
+                try:
+                    answers.append(ask(port, "b"))
+                except OSError as error:
+                    failures.append(repr(error))
+
+        loop = threading.Thread(target=traffic)
+        loop.start()
+        time.sleep(0.3)
+        switched = time.monotonic()
+        edge(routing({"a": [("P1", prods.port("P1"), 100)], "b": [("P1", prods.port("P1"), 100)]}))
+        while time.monotonic() - switched < 10 and (not answers or answers[-1] != "P1"):
+            time.sleep(0.01)
+        moved = time.monotonic() - switched
+        time.sleep(0.3)
+        stop.set()
+        loop.join()
+        assert failures == [] and all(a in ("P1", "P2", "P3") for a in answers), failures
+        assert answers[-1] == "P1" and moved < 5, f"traffic moved after {moved:.2f} s"
+        print(
+            f"rollback: {len(answers)} requests, 0 failed, traffic on P1 {moved:.2f} s after reload"
+        )
+    finally:
+        prods.close()
