@@ -352,6 +352,22 @@ class Segment(Model):
     prods: Annotated[tuple[ProdName, ...], Field(min_length=1, max_length=2)]
 
 
+class Edge(Model):
+    """The edge proxy (HAProxy) on every cluster that hosts Prods; see components/edge_config."""
+
+    default_segment: Name
+    """Where a request with no or an unknown segment goes (never an error page)."""
+    header: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Hybrid-Segment"
+    cookie: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    image: Annotated[str, Field(min_length=1)] = "haproxy:2.6"
+    replicas: Annotated[int, Field(ge=2, le=20)] = 2
+    slowstart_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    addresses: dict[ProdName, Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]] = Field(
+        default_factory=dict
+    )
+    """Prod → `host:port` at which proxies on *other* clusters reach it (its cluster's ingress)."""
+
+
 class Release(Model):
     version: Annotated[str, Field(min_length=1)]
     previous_version: Annotated[str, Field(min_length=1)]
@@ -400,6 +416,7 @@ class StackConfig(Model):
     app: App | None = None
     release: Release | None = None
     discovery: Discovery | None = None
+    edge: Edge | None = None
 
     def cluster_names(self) -> tuple[str, ...]:
         """Every cluster the program builds: the configured ones plus their EKS twins."""
@@ -642,12 +659,42 @@ def _cross_check(config: StackConfig) -> list[str]:
                 f"{segs}[{i}].prods: a redundant segment needs Prods on two different clusters "
                 f"(both are on {known[0]!r})"
             )
+    problems.extend(_check_edge(config))
     if config.prods and (config.app is None or config.release is None):
         problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
     problems.extend(_check_prods(config))
     for tag in _REQUIRED_TAGS:
         if tag not in config.tags:
             problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
+    return problems
+
+
+def _check_edge(config: StackConfig) -> list[str]:
+    """Users reach Prods through the edge proxy: it needs a default and a way to every Prod."""
+    if not config.prods:
+        return []
+    if config.edge is None:
+        return [
+            f"{PROJECT}:edge: Prods are reached through the edge proxy; give at least "
+            "edge.defaultSegment (where requests with no known segment go)"
+        ]
+    problems = []
+    names = [s.name for s in config.segments]
+    if config.edge.default_segment not in names:
+        problems.append(
+            f"{PROJECT}:edge.defaultSegment: unknown segment {config.edge.default_segment!r}"
+            f"{_did_you_mean(config.edge.default_segment, names)}"
+        )
+    hosting = {p.cluster for p in config.prods.values()}
+    for prod, spec in sorted(config.prods.items()):
+        if len(hosting) > 1 and prod not in config.edge.addresses:
+            problems.append(
+                f"{PROJECT}:edge.addresses.{prod}: proxies on the other clusters "
+                f"({', '.join(sorted(hosting - {spec.cluster}))}) reach {prod} only at an "
+                "address they can route to: give its host:port there"
+            )
+    for prod in sorted(set(config.edge.addresses) - set(config.prods)):
+        problems.append(f"{PROJECT}:edge.addresses.{prod}: unknown prod")
     return problems
 
 

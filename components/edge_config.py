@@ -37,9 +37,10 @@ class EdgeSettings:
     cookie: str | None = None
     slowstart_seconds: int = 60
     check_path: str = "/healthz"
+    cluster: str | None = None
+    """The cluster this proxy runs on: Prods on others are reached at `addresses`."""
     addresses: Mapping[str, str] | None = None
-    """Prod → `host:port` where its routes' endpoints are not reachable from this proxy (a Prod
-    on another cluster): the address this cluster reaches it at."""
+    """Prod → `host:port` at which a proxy on another cluster reaches it."""
 
 
 def render(routing: Mapping[str, Any], settings: EdgeSettings) -> str:
@@ -105,7 +106,17 @@ def _segment_backend(
     ]
     for route in routes:
         prod = str(route["prod"])
-        address = (settings.addresses or {}).get(prod) or _host_port(route["endpoint"])
+        remote = settings.cluster is not None and route.get("cluster", settings.cluster) != (
+            settings.cluster
+        )
+        address = _host_port(route["endpoint"])
+        if remote:
+            address = (settings.addresses or {}).get(prod) or ""
+            if not address:
+                raise EdgeConfigError(
+                    f"segment {segment!r}: {prod} runs on {route['cluster']}, not on "
+                    f"{settings.cluster}, and has no address in edge.addresses"
+                )
         lines.append(f"    server {_UNSAFE.sub('_', prod)} {address} weight {int(route['weight'])}")
     return [*lines, ""]
 

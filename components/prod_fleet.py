@@ -22,6 +22,8 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.clusters.fleet import ClusterHandle
 from components.config import ConfigError, StackConfig
+from components.edge_config import render
+from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
 from components.placement import Placement, placement_for
 from components.prod import Prod, ProdArgs, service_endpoint
 from components.waves import ReleasePlan, release_plan
@@ -78,14 +80,17 @@ class ProdFleet(pulumi.ComponentResource):
         self.release_plan = plan.to_dict()
         document = json.dumps(self.routing, indent=2, sort_keys=True)
         self.routing_maps = [
-            self._publish(args.clusters[cluster], document) for cluster in hosting_clusters(config)
+            self._publish(args.clusters[cluster], document, config)
+            for cluster in hosting_clusters(config)
         ]
         self.register_outputs({"routing": self.routing, "releasePlan": self.release_plan})
 
-    def _publish(self, cluster: ClusterHandle, document: str) -> k8s.core.v1.ConfigMap:
-        """The routing ConfigMap on one cluster.
+    def _publish(
+        self, cluster: ClusterHandle, document: str, config: StackConfig
+    ) -> k8s.core.v1.ConfigMap:
+        """The routing ConfigMap and the edge proxy on one cluster.
 
-        It waits for every Prod: the table may point users at a Prod that has just been
+        Both wait for every Prod: the table may point users at a Prod that has just been
         created or rolled, and they must only arrive once its Pods are ready.
         """
         on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
@@ -96,7 +101,7 @@ class ProdFleet(pulumi.ComponentResource):
             ),
             opts=on_cluster,
         )
-        return k8s.core.v1.ConfigMap(
+        routing = k8s.core.v1.ConfigMap(
             f"{cluster.name}-routing",
             metadata=ObjectMetaArgs(
                 name=ROUTING_CONFIGMAP,
@@ -108,6 +113,19 @@ class ProdFleet(pulumi.ComponentResource):
                 on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
             ),
         )
+        if config.edge is not None:
+            EdgeProxy(
+                f"{cluster.name}-edge-proxy",
+                EdgeProxyArgs(
+                    namespace=namespace.metadata.name,
+                    edge=config.edge,
+                    config=render(json.loads(document), edge_settings(config.edge, cluster.name)),
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
+                ),
+            )
+        return routing
 
 
 def hosting_clusters(config: StackConfig) -> tuple[str, ...]:

@@ -298,6 +298,18 @@ BAD = {
         lambda raw: raw["loadBalancers"][0]["create"]["listeners"][1]["pool"]["members"].pop(),
         f"{L0}[1].pool.members: port 443 is one TCP_UDP target group on the NLB",
     ),
+    "prods-without-an-edge-proxy": (
+        _delete("edge"),
+        "hybrid-infra:edge: Prods are reached through the edge proxy",
+    ),
+    "edge-default-segment-unknown": (
+        _set("edge.defaultSegment", "consumer-wst"),
+        "hybrid-infra:edge.defaultSegment: unknown segment 'consumer-wst' (did you mean",
+    ),
+    "prod-unreachable-from-other-clusters": (
+        _delete("edge.addresses.B-2"),
+        "hybrid-infra:edge.addresses.B-2: proxies on the other clusters (A, C) reach B-2 only",
+    ),
 }
 
 

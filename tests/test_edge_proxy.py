@@ -6,6 +6,7 @@ a routing change (a rollback, a drain) reloads with no failed request."""
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from components.config import Prod, Segment
 from components.edge_config import EdgeConfigError, EdgeSettings, render
 from components.placement import place
+from tools.synth import stack_config, synthesize
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 needs_haproxy = pytest.mark.skipif(
@@ -236,3 +238,52 @@ def test_requests_reach_their_segments_prods_and_a_rollback_reloads_without_a_fa
         )
     finally:
         prods.close()
+
+
+# --- the program's edge proxies (mocks: the program's shape), their configs by real haproxy -c
+
+
+EDGE = "hybrid-infra:edge:EdgeProxy"
+
+
+def edge_resources(result, cluster):
+    (component,) = [r for r in result.of_type(EDGE) if r.name == f"{cluster}-edge-proxy"]
+    return {r.type.split(":")[-1]: r for r in result.resources if r.parent == component.urn}
+
+
+@needs_haproxy
+def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_path):
+    result = synthesize("prod")
+    assert {r.name for r in result.of_type(EDGE)} == {f"{c}-edge-proxy" for c in "ABC"}
+    for cluster in "ABC":
+        parts = edge_resources(result, cluster)
+        config = parts["ConfigMap"].inputs["data"]["haproxy.cfg"]
+        path = tmp_path / f"{cluster}.cfg"
+        path.write_text(config)
+        check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True)
+        assert check.returncode == 0, check.stderr.decode()
+        # Prods on this cluster by their Service, the others at their configured address.
+        assert f"app.prod-{cluster.lower()}-1.svc.cluster.local:8080" in config
+        others = [c for c in "ABC" if c != cluster]
+        for other in others:
+            assert (
+                f"prod-{other.lower()}-1.{other.lower()}.prod.internal.example.net:8080" in config
+            )
+        strategy = parts["Deployment"].inputs["spec"]["strategy"]["rollingUpdate"]
+        assert strategy["maxUnavailable"] == 0
+        assert parts["PodDisruptionBudget"].inputs["spec"]["minAvailable"] == 1
+
+
+def test_a_drain_changes_every_proxys_config_and_so_rolls_it():
+    def digest(result, cluster):
+        template = edge_resources(result, cluster)["Deployment"].inputs["spec"]["template"]
+        return template["metadata"]["annotations"]["hybrid-infra/config-sha256"]
+
+    before = synthesize("prod")
+    config, secret_keys = stack_config("prod")
+    clusters = json.loads(config["hybrid-infra:clusters"])
+    clusters["C"]["drained"] = True
+    config["hybrid-infra:clusters"] = json.dumps(clusters)
+    after = synthesize("prod", config=config, secret_keys=secret_keys)
+    for cluster in "ABC":
+        assert digest(before, cluster) != digest(after, cluster)
