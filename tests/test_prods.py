@@ -169,8 +169,10 @@ def test_image_tags_and_labels_follow_the_release_plan(mid_release):
 
 
 def test_routing_configmap_is_on_every_cluster_that_hosts_prods_and_only_there(prod):
-    maps = prod.of_type(CONFIGMAP)
+    maps = [m for m in prod.of_type(CONFIGMAP) if m.name.endswith("-routing")]
     assert sorted(m.name for m in maps) == ["A-routing", "B-routing", "C-routing"]
+    proxies = [m.name for m in prod.of_type(CONFIGMAP) if m.name.endswith("-edge-proxy-config")]
+    assert sorted(proxies) == ["A-edge-proxy-config", "B-edge-proxy-config", "C-edge-proxy-config"]
     for cluster in ("A", "B", "C"):
         configmap = prod.named(f"{cluster}-routing")
         assert configmap.provider.rsplit("::", 1)[0] == provider_of(prod, cluster)
@@ -211,9 +213,13 @@ def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod
 
 
 def test_routing_waits_for_every_prod_to_be_rolled_out(prod):
-    deployments = {r.urn for r in prod.of_type(DEPLOYMENT)}
+    deployments = {r.urn for r in prod.of_type(DEPLOYMENT) if "edge-proxy" not in r.name}
     for cluster in ("A", "B", "C"):
         assert deployments <= set(prod.named(f"{cluster}-routing").dependencies)
+        (edge,) = [
+            r for r in prod.of_type("hybrid-infra:edge:EdgeProxy") if r.name.startswith(cluster)
+        ]
+        assert deployments <= set(edge.dependencies), "the proxy waits for the Prods too"
 
 
 def test_release_plan_and_routing_are_exported_in_plain_text(prod):
@@ -236,6 +242,7 @@ def drain_a_with_room_on_g(raw: dict[str, Any]) -> None:
     raw["clusters"]["A"]["drained"] = True
     raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
     raw["clusters"]["G"]["capacity"] = 10000
+    raw["edge"]["addresses"]["G-1"] = "prod-g-1.g.prod.internal.example.net:8080"
 
 
 def test_draining_a_moves_enterprise_to_b1_and_consumer_east_to_a_prod_with_room():
@@ -270,6 +277,7 @@ def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
     raw["clusters"]["A"]["drained"] = True
     raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
     raw["clusters"]["G"]["capacity"] = 10000
+    raw["edge"]["addresses"]["G-1"] = "prod-g-1.g.prod.internal.example.net:8080"
     config = parse(raw)
     spec = config.clusters["A"]
     assert isinstance(spec, OnPremClusterSpec)
@@ -311,6 +319,7 @@ def test_a_prod_below_the_users_it_serves_is_a_config_error():
 def test_prod_names_that_differ_only_in_case_are_a_config_error():
     raw = prod_raw()
     raw["prods"]["a-1"] = {"cluster": "C", "capacity": 100}
+    raw["edge"]["addresses"]["a-1"] = "prod-a-1.c.prod.internal.example.net:8080"
     with pytest.raises(ConfigError) as error:
         parse(raw)
     assert error.value.problems == [
