@@ -103,7 +103,11 @@ class Prod(pulumi.ComponentResource):
                 # A Pod that crashes right after turning ready must not count as available.
                 min_ready_seconds=10,
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels={**labels, **selector}),
+                    # Not the wave: it is the Prod's place in the release plan, which moves when
+                    # segments move (a rollback, a drain), and a changed Pod label restarts Pods.
+                    metadata=ObjectMetaArgs(
+                        labels={**{k: v for k, v in labels.items() if k != WAVE_LABEL}, **selector}
+                    ),
                     spec=PodSpecArgs(
                         containers=[_container(app, args.version)],
                         topology_spread_constraints=_spread(selector),

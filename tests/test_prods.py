@@ -153,7 +153,9 @@ def test_image_tags_and_labels_follow_the_release_plan(mid_release):
         assert container["image"] == f"registry.example.net/shop/web:{planned.version}"
         labels = template["metadata"]["labels"]
         assert labels[VERSION_LABEL] == planned.version
-        assert labels[WAVE_LABEL] == str(planned.wave)
+        assert WAVE_LABEL not in labels, "a Prod moving between waves must not restart its Pods"
+        deployment = children(mid_release, name)[DEPLOYMENT].inputs["metadata"]["labels"]
+        assert deployment[WAVE_LABEL] == str(planned.wave)
     images = {
         n: children(mid_release, n)[DEPLOYMENT]
         .inputs["spec"]["template"]["spec"]["containers"][0]["image"]

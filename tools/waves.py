@@ -32,6 +32,7 @@ from ruamel.yaml import YAML
 
 from components.config import PROJECT, ConfigError, StackConfig, parse
 from components.placement import placement_for
+from components.rollback import RollbackRefused, rollback
 from components.waves import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
 from tools import stackfile
 from tools.stackfile import StackFile, StackFileError
@@ -218,6 +219,60 @@ def with_wave(text: str, wave: int) -> str:
     return "".join(lines)
 
 
+SEGMENTS_KEY = f"{PROJECT}:segments"
+
+
+def rollback_now(path: Path, dry_run: bool) -> str:
+    """Move every segment off the new version (components.rollback), edit the stack file."""
+    text = path.read_text()
+    config = load_config(text, path.name)
+    moves = rollback(config)
+    new_text = with_segments(text, {m.segment: m.after for m in moves})
+    load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
+    if not dry_run:
+        path.write_text(new_text)
+    plan = release_plan(config)
+    lines = [
+        f"rollback: {len(moves)} segment(s) leave {plan.version} for Prods on "
+        f"{plan.previous_version}; no Prod is redeployed, only the edge proxies change"
+    ]
+    for move in moves:
+        lines.append(
+            f"  {move.segment:<16} {move.users:>7} users  {', '.join(move.before)}  →  "
+            f"{', '.join(move.after)}"
+        )
+    lines.append(
+        "dry run: nothing was written"
+        if dry_run
+        else f"wrote {path.name}: review it (git diff), then `pulumi up` (or merge it)"
+    )
+    return "\n".join(lines)
+
+
+def with_segments(text: str, prods: Mapping[str, Sequence[str]]) -> str:
+    """`text` with the `prods` of these segments replaced, nothing else touched."""
+    document = YAML().load(text)
+    try:
+        segments = document["config"][SEGMENTS_KEY]
+    except (KeyError, TypeError) as error:
+        raise StackFileError(f"the stack file has no {SEGMENTS_KEY} key") from error
+    lines = text.splitlines(keepends=True)
+    for segment in segments:
+        if segment.get("name") not in prods:
+            continue
+        value = segment["prods"]
+        line, column = segment.lc.value("prods")
+        if not value.fa.flow_style() or "]" not in lines[line][column:]:
+            raise StackFileError(
+                f"{SEGMENTS_KEY}: write the prods of {segment['name']} as a list on one line "
+                f"([A-1, B-2]) so it can be edited in place (line {line + 1})"
+            )
+        end = lines[line].index("]", column) + 1
+        listed = "[" + ", ".join(prods[segment["name"]]) + "]"
+        lines[line] = lines[line][:column] + listed + lines[line][end:]
+    return "".join(lines)
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -228,6 +283,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser.add_argument(
         "--advance", action="store_true", help="check alerts, then release the next wave"
     )
+    parser.add_argument(
+        "--rollback",
+        action="store_true",
+        help="move every segment off the new version to Prods on release.previousVersion",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="with --rollback: write nothing")
     parser.add_argument(
         "--alertmanager",
         default=environ.get(ALERTMANAGER_ENV),
@@ -242,11 +303,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         return 2
     try:
         stack = stackfile.read(args.stack, args.root)
-        if args.advance:
+        if args.rollback:
+            print(rollback_now(stack.path, args.dry_run))
+        elif args.advance:
             print(advance(stack.path, url))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
-    except Refused as refused:
+    except (Refused, RollbackRefused) as refused:
         print(f"refused: {refused}", file=sys.stderr)
         return 1
     except (ConfigError, StackFileError, UsageError, OSError) as error:
