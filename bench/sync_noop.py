@@ -52,6 +52,7 @@ from bench.sync_scale import (
     Addresses,
     CallCounter,
     Fleet,
+    Phase,
     Size,
     churn,
     environment,
@@ -62,6 +63,7 @@ from bench.sync_scale import (
     raise_on_sigterm,
     reads_of,
     say,
+    sync_all,
     writes_of,
 )
 
@@ -180,22 +182,11 @@ def diff_all(fleet: Fleet) -> None:
 
 
 def update_all(fleet: Fleet) -> None:
-    from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
-
-    provider = OctaviaNlbSyncProvider()
-    with contextlib.redirect_stderr(io.StringIO()):
-        fleet.states = [
-            provider.update("id", state, inputs).outs
-            for state, inputs in zip(fleet.states, fleet.inputs, strict=True)
-        ]
+    sync_all(fleet, first=False)
 
 
 def create_all(fleet: Fleet) -> None:
-    from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
-
-    provider = OctaviaNlbSyncProvider()
-    with contextlib.redirect_stderr(io.StringIO()):
-        fleet.states = [provider.create(inputs).outs for inputs in fleet.inputs]
+    sync_all(fleet, first=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,29 +195,19 @@ def create_all(fleet: Fleet) -> None:
 
 
 @dataclass(slots=True)
-class Timed:
-    seconds: list[float]
-    counts: Counter[str]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-
-@dataclass(slots=True)
 class Result:
     size: Size
-    bare: Timed
-    diff: Timed
-    update: Timed
+    bare: Phase
+    diff: Phase
+    update: Phase
     churn_writes: Counter[str]
     churned: int
     churned_groups: int
 
-    def ratio(self, side: Timed) -> float:
+    def ratio(self, side: Phase) -> float:
         return side.median / self.bare.median
 
-    def paired(self, side: Timed) -> float:
+    def paired(self, side: Phase) -> float:
         return statistics.median(
             s / b for s, b in zip(side.seconds, self.bare.seconds, strict=True)
         )
@@ -235,10 +216,10 @@ class Result:
 def measure(
     fleet: Fleet, counter: CallCounter, conn: Any, repeats: int, addresses: Addresses
 ) -> Result:
-    sides: dict[str, tuple[Callable[[Fleet], None], Timed]] = {
-        "bare": (bare_sequential_reads, Timed([], Counter())),
-        "diff": (diff_all, Timed([], Counter())),
-        "update": (update_all, Timed([], Counter())),
+    sides: dict[str, tuple[Callable[[Fleet], None], Phase]] = {
+        "bare": (bare_sequential_reads, Phase(Counter(), [])),
+        "diff": (diff_all, Phase(Counter(), [])),
+        "update": (update_all, Phase(Counter(), [])),
     }
     names = list(sides)
     for rep in range(repeats):

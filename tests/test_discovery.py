@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 from keystoneauth1 import session as ks_session
 
 from components.config import Discovery
 from components.discovery import twins
 from providers.octavia_nlb_sync.octavia import TaggedLoadBalancer
-from tests.fixtures.octavia import wait_lb_active
+from tests.fixtures.octavia import post_lb, wait_lb_active
 from tools.synth import stack_config, synthesize
 
 HLB = "hybrid-infra:lb:HybridLoadBalancer"
@@ -59,16 +58,6 @@ def test_an_lb_also_in_the_stack_file_is_built_from_the_stack_file():
 # --- against the real Octavia API -------------------------------------------------------------
 
 
-@pytest.fixture
-def prod_cloud(octavia_env, tmp_path, monkeypatch):
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  onprem-prod:\n    auth_type: none\n"
-        f"    load_balancer_endpoint_override: {octavia_env}\n"
-    )
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-
-
 def create_lb(conn, project_id: str, name: str, tags: list[str]) -> str:
     body = {
         "name": name,
@@ -89,11 +78,7 @@ def create_lb(conn, project_id: str, name: str, tags: list[str]) -> str:
             }
         ],
     }
-    response = conn.load_balancer.post("/lbaas/loadbalancers", json={"loadbalancer": body})
-    assert response.status_code == 201, response.text
-    lb_id = response.json()["loadbalancer"]["id"]
-    wait_lb_active(conn, lb_id, timeout=120)
-    return lb_id
+    return post_lb(conn, body)
 
 
 def synth_with_discovery(marker: str):

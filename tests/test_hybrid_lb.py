@@ -16,7 +16,7 @@ from components.nlb_mapping import (
 )
 from providers.octavia_nlb_sync import octavia
 from providers.octavia_nlb_sync.octavia import Monitor
-from tests.fixtures.octavia import wait_lb_active
+from tests.fixtures.octavia import post_lb
 from tools.synth import ProgramFailed, stack_config, synthesize
 
 HLB = "hybrid-infra:lb:HybridLoadBalancer"
@@ -367,18 +367,6 @@ def test_unknown_monitor_type_is_a_clear_error():
 # --- adopt mode against the real Octavia API -------------------------------------------------
 
 
-@pytest.fixture
-def prod_cloud(octavia_env, tmp_path, monkeypatch):
-    """A clouds.yaml entry named like prod's `onPrem.cloud`, pointing at the local Octavia."""
-    clouds = tmp_path / "clouds.yaml"
-    clouds.write_text(
-        "clouds:\n  onprem-prod:\n    auth_type: none\n"
-        f"    load_balancer_endpoint_override: {octavia_env}\n"
-    )
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    return clouds
-
-
 def test_adopt_mode_mirrors_a_real_octavia_lb(octavia_conn, project_id, prod_cloud):
     body = {
         "name": "adopted",
@@ -418,10 +406,7 @@ def test_adopt_mode_mirrors_a_real_octavia_lb(octavia_conn, project_id, prod_clo
             },
         ],
     }
-    response = octavia_conn.load_balancer.post("/lbaas/loadbalancers", json={"loadbalancer": body})
-    assert response.status_code == 201, response.text
-    lb_id = response.json()["loadbalancer"]["id"]
-    wait_lb_active(octavia_conn, lb_id, timeout=120)
+    lb_id = post_lb(octavia_conn, body)
     pools = {p.name: p.id for p in octavia_conn.load_balancer.pools(loadbalancer_id=lb_id)}
 
     config, secret_keys = stack_config("prod")

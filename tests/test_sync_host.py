@@ -17,16 +17,20 @@ def host(octavia_env, aws_env, provider_host_factory):
     return provider_host_factory()
 
 
-def test_lifecycle_through_the_provider_host(octavia, target_group, elbv2, host):
-    provider = OctaviaNlbSyncProvider()
-    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
-    tg = target_group()
-    news = {
-        "loadbalancer_id": lb.lb_id,
+def news_for(lb_id: str, pool: str, tg: str) -> dict:
+    return {
+        "loadbalancer_id": lb_id,
         "bindings": [{"pool_id": pool, "target_group_arn": tg}],
         "vpc_cidrs": [VPC_CIDR],
         "provider_version": "1",
     }
+
+
+def test_lifecycle_through_the_provider_host(octavia, target_group, elbv2, host):
+    provider = OctaviaNlbSyncProvider()
+    lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
+    tg = target_group()
+    news = news_for(lb.lb_id, pool, tg)
 
     bad = host.check(provider, {}, {**news, "loadbalancer_id": "lb-1", "vpc_cidrs": ["x"]})
     assert {prop for prop, _ in bad.failures} == {"loadbalancer_id", "vpc_cidrs[0]"}
@@ -63,16 +67,7 @@ def test_a_refused_sync_reaches_the_engine_as_a_clear_error(octavia, target_grou
     provider = OctaviaNlbSyncProvider()
     lb, pool = octavia({443: [("172.17.0.1", 8443), ("172.17.0.2", 8443)]})
     tg = target_group()
-    inputs = host.check(
-        provider,
-        {},
-        {
-            "loadbalancer_id": lb.lb_id,
-            "bindings": [{"pool_id": pool, "target_group_arn": tg}],
-            "vpc_cidrs": [VPC_CIDR],
-            "provider_version": "1",
-        },
-    ).inputs
+    inputs = host.check(provider, {}, news_for(lb.lb_id, pool, tg)).inputs
     id_, state = host.create(provider, inputs)
     lb.remove(pool, "172.17.0.1", "172.17.0.2")
     with pytest.raises(ProviderHostError, match="Octavia lists no serving member"):
@@ -90,16 +85,7 @@ def test_many_syncs_at_once_through_one_provider_host(octavia, target_group, elb
         members = [(f"172.17.{i}.{j}", 8443) for j in range(1, 4)]
         lb, pool = octavia({443: members})
         tg = target_group(f"shop-{i}")
-        inputs = host.check(
-            provider,
-            {},
-            {
-                "loadbalancer_id": lb.lb_id,
-                "bindings": [{"pool_id": pool, "target_group_arn": tg}],
-                "vpc_cidrs": [VPC_CIDR],
-                "provider_version": "1",
-            },
-        ).inputs
+        inputs = host.check(provider, {}, news_for(lb.lb_id, pool, tg)).inputs
         worlds.append((tg, members, inputs))
 
     with ThreadPoolExecutor(max_workers=8) as engine:
