@@ -122,7 +122,8 @@ def test_help_is_answered_without_running_anything():
 
 def test_tools_import_with_the_non_dev_dependencies_only(tmp_path: Path):
     """`uv sync --no-dev` is what the workflow and Deployments install."""
-    uv = [sys.executable, "-m", "uv"] if shutil.which("uv") is None else ["uv"]
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` names itself in $UV
+    assert uv, "run the tests with `uv run pytest` (scripts/test.sh)"
     venv = tmp_path / "nodev"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     subprocess.run([*uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=ROOT, env=env, check=True)
