@@ -126,7 +126,7 @@ def test_tools_import_with_the_non_dev_dependencies_only(tmp_path: Path):
     assert uv, "run the tests with `uv run pytest` (scripts/test.sh)"
     venv = tmp_path / "nodev"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
-    subprocess.run([*uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=ROOT, env=env, check=True)
+    subprocess.run([uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=ROOT, env=env, check=True)
     done = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import tools.waves, tools.promote, tools.cli"],
         cwd=ROOT,
