@@ -373,6 +373,8 @@ class Release(Model):
     previous_version: Annotated[str, Field(min_length=1)]
     wave: Annotated[int, Field(ge=0)] = 0
     verified: bool = False
+    soak_minutes: Annotated[int, Field(ge=0, le=10080)] = 30
+    """How long a wave runs, applied and alert-free, before the next may go."""
 
 
 class Resources(Model):

@@ -1,6 +1,7 @@
 """`tools.waves --advance` against a real Alertmanager: a wave goes out only while no alert
 fires on a Prod that already runs the new version, and the stack file keeps every comment."""
 
+import datetime
 import difflib
 from pathlib import Path
 
@@ -20,10 +21,19 @@ def stack_at_wave_2(tmp_path: Path) -> Path:
     return path
 
 
+def applied_and_soaked(tmp_path: Path) -> tool.Applied:
+    """The stack's backend as `pulumi stack output/history` would report it: the stack file's
+    released waves, applied two hours ago (the gate's own test is in tests/test_waves.py)."""
+    plan = release_plan(tool.load_config((tmp_path / "Pulumi.prod.yaml").read_text()))
+    two_hours_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+    return tool.Applied(plan.current, plan.version, two_hours_ago)
+
+
 def advance(tmp_path: Path, url: str) -> int:
     return tool.main(
         ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", url],
         environ={},
+        applied=lambda: applied_and_soaked(tmp_path),
     )
 
 

@@ -1,6 +1,7 @@
 """The release plan (pure, with hypothesis properties), its config rules, and `tools.waves`
 without an Alertmanager: printing the plan, refusals that need no alert, the stack-file edit."""
 
+import datetime
 import difflib
 import json
 import subprocess
@@ -295,6 +296,7 @@ def test_advancing_to_users_with_an_unverified_version_is_refused(tmp_path, caps
     code = tool.main(
         ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", "http://x"],
         environ={},
+        applied=lambda: tool.Applied(1, "2.3.1", LONG_AGO),
     )
     assert code == 1
     assert "2.3.1 is not verified: verify it on the test Prod(s) C-2" in capsys.readouterr().err
@@ -309,8 +311,44 @@ def test_the_first_wave_needs_no_alertmanager_because_nothing_runs_the_new_versi
 
 def test_later_waves_without_an_alertmanager_url_are_a_usage_error(tmp_path, capsys):
     copy_of_prod(tmp_path, wave=2)
-    assert tool.main(["--stack", "prod", "--root", str(tmp_path), "--advance"], environ={}) == 2
+    soaked = lambda: tool.Applied(2, "2.3.1", LONG_AGO)  # noqa: E731
+    args = ["--stack", "prod", "--root", str(tmp_path), "--advance"]
+    assert tool.main(args, environ={}, applied=soaked) == 2
     assert "ALERTMANAGER_URL" in capsys.readouterr().err
+
+
+LONG_AGO = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
+
+
+def test_a_wave_advances_only_once_applied_and_soaked():
+    """The gate's own rule: the stack runs what the file releases, for soakMinutes since."""
+    plan = release_plan(tool.load_config((ROOT / "Pulumi.prod.yaml").read_text()))
+    version, wave = plan.version, plan.current
+    not_applied = tool.Applied(wave - 1, version, LONG_AGO)
+    assert tool.refusal_until_soaked(plan, not_applied, 30, NOW).startswith(
+        f"the stack file releases wave {wave} of {version}, but the stack runs wave {wave - 1}"
+    )
+    fresh = tool.Applied(wave, version, NOW - datetime.timedelta(minutes=12))
+    assert tool.refusal_until_soaked(plan, fresh, 30, NOW) == (
+        f"wave {wave} has soaked 12 of 30 minutes since it was applied; advance after "
+        "2026-11-29 12:18 UTC"
+    )
+    soaked = tool.Applied(wave, version, NOW - datetime.timedelta(minutes=31))
+    assert tool.refusal_until_soaked(plan, soaked, 30, NOW) is None
+
+
+def test_advancing_a_wave_that_is_not_applied_is_refused_and_writes_nothing(tmp_path, capsys):
+    path = copy_of_prod(tmp_path, wave=2)
+    before = path.read_text()
+    code = tool.main(
+        ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", "http://x"],
+        environ={},
+        applied=lambda: tool.Applied(1, "2.3.1", LONG_AGO),
+    )
+    assert code == 1
+    assert "run `pulumi up` first" in capsys.readouterr().err
+    assert path.read_text() == before
 
 
 def test_setting_the_wave_changes_that_token_and_no_other_byte():

@@ -9,21 +9,29 @@ It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `components
 Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
 other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
 
-Exit status: 0 done, 1 refused (alerts fire, the release is unverified or finished, or
-Alertmanager cannot be read), 2 the stack file is wrong or the command is incomplete.
+Before a later wave, `--advance` also checks that the released waves are applied (the stack's
+`releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
+since the last successful update (`pulumi stack history`).
+
+Exit status: 0 done, 1 refused (alerts fire, the release is unverified, finished, not applied
+or still soaking, or Alertmanager cannot be read), 2 the stack file is wrong or the command is
+incomplete.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import re
+import subprocess
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +158,80 @@ def fetch_alerts(url: str, prods: Sequence[str], timeout: float = 10.0) -> list[
     return alerts
 
 
-def advance(path: Path, alertmanager: str | None) -> str:
+@dataclass(frozen=True)
+class Applied:
+    """What the stack's backend says its last successful `pulumi up` left running."""
+
+    wave: int
+    version: str
+    finished: datetime.datetime
+
+
+AppliedSource = Callable[[], Applied]
+
+
+def applied_from_pulumi(
+    stack: str, cwd: Path, env: Mapping[str, str] | None = None, pulumi: str = "pulumi"
+) -> Applied:
+    """The stack's `releasePlan` output and when its last successful update ended (the CLI)."""
+
+    def run(*args: str) -> Any:
+        try:
+            done = subprocess.run(
+                [pulumi, *args, "--stack", stack],
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except FileNotFoundError as error:
+            raise UsageError(
+                f"`{pulumi}` not found: it reads what stack {stack} applied"
+            ) from error
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UsageError(
+                f"cannot read what stack {stack} applied (`pulumi {' '.join(args)}`): {reason}. "
+                "Run where `pulumi` is logged in to the stack's backend"
+            )
+        return json.loads(done.stdout)
+
+    plan = run("stack", "output", "releasePlan", "--json")
+    history = run("stack", "history", "--json", "--page-size", "20")
+    updates = [h for h in history if h.get("kind") == "update" and h.get("result") == "succeeded"]
+    if not updates:
+        raise UsageError(f"stack {stack} has no successful update yet: nothing is applied")
+    finished = max(_timestamp(h["endTime"]) for h in updates)
+    return Applied(int(plan["wave"]), str(plan["version"]), finished)
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def refusal_until_soaked(
+    plan: ReleasePlan, applied: Applied, soak_minutes: int, now: datetime.datetime
+) -> str | None:
+    """The released waves must be what the stack runs, alert-free for `soak_minutes` since."""
+    if (applied.version, applied.wave) != (plan.version, plan.current):
+        return (
+            f"the stack file releases wave {plan.current} of {plan.version}, but the stack runs "
+            f"wave {applied.wave} of {applied.version}: run `pulumi up` first, then advance "
+            "once it has soaked"
+        )
+    soaked = now - applied.finished
+    needed = datetime.timedelta(minutes=soak_minutes)
+    if soaked < needed:
+        ready = (applied.finished + needed).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"wave {plan.current} has soaked {int(soaked.total_seconds() // 60)} of "
+            f"{soak_minutes} minutes since it was applied; advance after {ready}"
+        )
+    return None
+
+
+def advance(path: Path, alertmanager: str | None, applied: AppliedSource | None = None) -> str:
     """Check, then move `release.wave` one up in the stack file; returns what happened."""
     text = path.read_text()
     config = load_config(text, path.name)
@@ -158,6 +239,14 @@ def advance(path: Path, alertmanager: str | None) -> str:
     reason = refusal_before_alerts(plan)
     if reason:
         raise Refused(reason)
+    if plan.current > 0:  # something runs the new version: it must be applied and soaked
+        if applied is None:
+            raise UsageError("no way to read what the stack applied")
+        assert config.release is not None
+        now = datetime.datetime.now(datetime.UTC)
+        reason = refusal_until_soaked(plan, applied(), config.release.soak_minutes, now)
+        if reason:
+            raise Refused(reason)
     updated = plan.updated()
     if updated:
         if not alertmanager:
@@ -276,7 +365,12 @@ def with_segments(text: str, prods: Mapping[str, Sequence[str]]) -> str:
 # --- command line ---------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+    applied: AppliedSource | None = None,
+) -> int:
+    """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`)."""
     parser = argparse.ArgumentParser(prog="python -m tools.waves", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack: reads Pulumi.<stack>.yaml")
     parser.add_argument("--root", type=Path, default=ROOT, help="directory of the stack file")
@@ -306,7 +400,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         if args.rollback:
             print(rollback_now(stack.path, args.dry_run))
         elif args.advance:
-            print(advance(stack.path, url))
+            source = applied or (lambda: applied_from_pulumi(args.stack, args.root))
+            print(advance(stack.path, url, source))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
     except (Refused, RollbackRefused) as refused:
