@@ -384,6 +384,19 @@ class Resources(Model):
     memory_limit: str = "512Mi"
 
 
+class AppAlerts(Model):
+    """The alerts every Prod ships with (a PrometheusRule), which the wave gate reads."""
+
+    requests_metric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = (
+        "http_requests_total"
+    )
+    errors_matcher: Annotated[str, Field(pattern=r'^[a-zA-Z_][a-zA-Z0-9_]*(=|!=|=~|!~)".*"$')] = (
+        'code=~"5.."'
+    )
+    error_ratio_percent: Annotated[float, Field(gt=0, le=100)] = 2.0
+    for_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+
+
 class App(Model):
     """What every Prod runs; only the image tag differs between waves."""
 
@@ -395,6 +408,7 @@ class App(Model):
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70
     max_surge: Annotated[str, Field(pattern=r"^\d+%?$")] = "25%"
     resources: Resources = Resources()
+    alerts: AppAlerts = AppAlerts()
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> App:

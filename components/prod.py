@@ -42,6 +42,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from components.clusters.fleet import ClusterHandle
 from components.config import App
+from components.prod_alerts import prod_alert_rules
 
 APP_NAME = "app"
 """The Deployment, Service and container of every Prod: the namespace tells Prods apart."""
@@ -162,6 +163,14 @@ class Prod(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(depends_on=[self.deployment])
             ),
+        )
+        self.alerts = k8s.apiextensions.CustomResource(
+            f"{name}-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=meta,
+            spec=prod_alert_rules(name, self.namespace_name, APP_NAME, app.alerts),
+            opts=child,
         )
         self.register_outputs(
             {

@@ -6,6 +6,8 @@ command -v dot >/dev/null 2>&1 || needed+=(graphviz)
 command -v prometheus-alertmanager >/dev/null 2>&1 || needed+=(prometheus-alertmanager)
 # The edge proxy's configuration is checked and run by the real HAProxy (tests/test_edge_proxy.py).
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
+# The Prods' alert rules are checked and evaluated by the real promtool (tests/test_prod_alerts.py).
+command -v promtool >/dev/null 2>&1 || needed+=(prometheus)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${needed[*]} (run: sudo apt-get install -y ${needed[*]})" >&2

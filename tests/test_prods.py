@@ -76,7 +76,9 @@ def test_six_prods_each_with_namespace_deployment_service_pdb_and_hpa(prod):
     assert sorted(r.name for r in prod.of_type(PROD)) == sorted(PROD_CLUSTERS)
     for name, cluster in PROD_CLUSTERS.items():
         below = prod.children(next(r for r in prod.of_type(PROD) if r.name == name))
-        assert sorted(r.type for r in below) == sorted([NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA])
+        rules = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+        expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, rules]
+        assert sorted(r.type for r in below) == sorted(expected)
         for resource in below:
             # Provider references are `<provider urn>::<id>`.
             assert resource.provider is not None
