@@ -290,17 +290,27 @@ def test_advancing_past_the_last_wave_is_refused(tmp_path, capsys):
     assert path.read_text() == before
 
 
+def refused_advance(path: Path, applied: tool.Applied, capsys) -> str:
+    """Advance, expecting a refusal that leaves the stack file as it was; returns stderr."""
+    before = path.read_text()
+    args = [
+        "--stack",
+        "prod",
+        "--root",
+        str(path.parent),
+        "--advance",
+        "--alertmanager",
+        "http://x",
+    ]
+    assert tool.main(args, environ={}, applied=lambda: applied) == 1
+    assert path.read_text() == before
+    return capsys.readouterr().err
+
+
 def test_advancing_to_users_with_an_unverified_version_is_refused(tmp_path, capsys):
     path = copy_of_prod(tmp_path, wave=1, verified=False)
-    before = path.read_text()
-    code = tool.main(
-        ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", "http://x"],
-        environ={},
-        applied=lambda: tool.Applied(1, "2.3.1", LONG_AGO),
-    )
-    assert code == 1
-    assert "2.3.1 is not verified: verify it on the test Prod(s) C-2" in capsys.readouterr().err
-    assert path.read_text() == before
+    refusal = refused_advance(path, tool.Applied(1, "2.3.1", LONG_AGO), capsys)
+    assert "2.3.1 is not verified: verify it on the test Prod(s) C-2" in refusal
 
 
 def test_the_first_wave_needs_no_alertmanager_because_nothing_runs_the_new_version(tmp_path):
@@ -340,15 +350,8 @@ def test_a_wave_advances_only_once_applied_and_soaked():
 
 def test_advancing_a_wave_that_is_not_applied_is_refused_and_writes_nothing(tmp_path, capsys):
     path = copy_of_prod(tmp_path, wave=2)
-    before = path.read_text()
-    code = tool.main(
-        ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", "http://x"],
-        environ={},
-        applied=lambda: tool.Applied(1, "2.3.1", LONG_AGO),
-    )
-    assert code == 1
-    assert "run `pulumi up` first" in capsys.readouterr().err
-    assert path.read_text() == before
+    refusal = refused_advance(path, tool.Applied(1, "2.3.1", LONG_AGO), capsys)
+    assert "run `pulumi up` first" in refusal
 
 
 def test_setting_the_wave_changes_that_token_and_no_other_byte():
