@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SEGMENT_HEADER = "X-Hybrid-Segment"
+PORT = 8080
+"""Where the proxy listens (its Pod port; the Service maps 80 to it)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -32,7 +34,7 @@ class EdgeConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class EdgeSettings:
     default_segment: str
-    port: int = 8080
+    port: int = PORT
     header: str = SEGMENT_HEADER
     cookie: str | None = None
     slowstart_seconds: int = 60
@@ -106,12 +108,9 @@ def _segment_backend(
     ]
     for route in routes:
         prod = str(route["prod"])
-        remote = settings.cluster is not None and route.get("cluster", settings.cluster) != (
-            settings.cluster
-        )
         address = _host_port(route["endpoint"])
-        if remote:
-            address = (settings.addresses or {}).get(prod) or ""
+        if settings.cluster not in (None, route.get("cluster", settings.cluster)):
+            address = (settings.addresses or {}).get(prod, "")
             if not address:
                 raise EdgeConfigError(
                     f"segment {segment!r}: {prod} runs on {route['cluster']}, not on "

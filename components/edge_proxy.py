@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.config import Edge
-from components.edge_config import EdgeSettings
+from components.edge_config import PORT, EdgeSettings
 
 CONFIG_KEY = "haproxy.cfg"
 LABELS = {"app.kubernetes.io/name": "edge-proxy", "app.kubernetes.io/part-of": "hybrid-infra"}
@@ -56,7 +56,7 @@ class EdgeProxy(pulumi.ComponentResource):
             f"{name}-config", metadata=meta, data={CONFIG_KEY: args.config}, opts=child
         )
         digest = hashlib.sha256(args.config.encode()).hexdigest()[:16]
-        port = EdgeSettings(default_segment="").port
+        port = PORT
         k8s.apps.v1.Deployment(
             name,
             metadata=meta,
@@ -85,9 +85,13 @@ class EdgeProxy(pulumi.ComponentResource):
                                     tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=port),
                                     period_seconds=2,
                                 ),
+                                # A command, not the `sleep` action: that one needs
+                                # Kubernetes 1.30; the haproxy image (Debian) has `sleep`.
                                 lifecycle=k8s.core.v1.LifecycleArgs(
                                     pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                                        sleep=k8s.core.v1.SleepActionArgs(seconds=DRAIN_SECONDS)
+                                        exec_=k8s.core.v1.ExecActionArgs(
+                                            command=["sleep", str(DRAIN_SECONDS)]
+                                        )
                                     )
                                 ),
                                 volume_mounts=[

@@ -169,15 +169,8 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             monitor = _monitor(li.pool.health_monitor)
             if monitor is not None:
                 openstack.loadbalancer.Monitor(key, pool_id=pool.id, **asdict(monitor), opts=opts)
-            declared[key] = [
-                {
-                    "address": str(m.address),
-                    "port": m.port,
-                    "weight": m.weight,
-                    "admin_state_up": m.admin_state_up,
-                }
-                for m in li.pool.members
-            ]
+            # The config's member shape is the sync's declared-member shape.
+            declared[key] = [m.model_dump(mode="json") for m in li.pool.members]
             for member in li.pool.members:
                 resource = openstack.loadbalancer.Member(
                     f"{key}-{member.address}-{member.port}",

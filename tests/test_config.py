@@ -310,6 +310,10 @@ BAD = {
         _delete("edge.addresses.B-2"),
         "hybrid-infra:edge.addresses.B-2: proxies on the other clusters (A, C) reach B-2 only",
     ),
+    "one-edge-replica-that-a-drain-could-never-evict": (
+        _set("edge.replicas", 1),
+        "hybrid-infra:edge.replicas: Input should be greater than or equal to 2",
+    ),
 }
 
 

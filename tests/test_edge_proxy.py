@@ -272,6 +272,9 @@ def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_pat
         strategy = parts["Deployment"].inputs["spec"]["strategy"]["rollingUpdate"]
         assert strategy["maxUnavailable"] == 0
         assert parts["PodDisruptionBudget"].inputs["spec"]["minAvailable"] == 1
+        (container,) = parts["Deployment"].inputs["spec"]["template"]["spec"]["containers"]
+        # A command works on every Kubernetes version; the `sleep` action needs 1.30.
+        assert container["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "15"]}}
 
 
 def test_a_drain_changes_every_proxys_config_and_so_rolls_it():

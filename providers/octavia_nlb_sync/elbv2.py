@@ -35,6 +35,8 @@ AUTH_ERRORS = frozenset(
         "RequestExpired",
     }
 )
+_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION")
+"""The environment a client is built from: a change (another endpoint or key) is another client."""
 _CLIENTS: dict[tuple[str | None, ...], Any] = {}
 _LOCK = threading.Lock()
 
@@ -53,9 +55,6 @@ def client(region: str | None = None) -> Any:
             session = boto3.session.Session(region_name=region or None)
             found = _CLIENTS[key] = session.client("elbv2", config=RETRIES)
         return found
-
-
-_ENV_KEYS = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION")
 
 
 def forget_clients() -> None:
