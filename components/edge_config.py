@@ -9,8 +9,13 @@ knows the user), works for API clients that keep no cookies, and is never stale 
   a drain is a new routing table, so a new configuration: HAProxy reloads it without dropping
   connections (master-worker, `-sf`).
 - An unknown or missing segment goes to the default segment's Prods, never to an error page.
-- Every server starts with `slowstart`: a Prod that just joined (or just took the new version)
-  gets its share gradually, and only after its health check passes.
+- Warm-up: a Prod that just took the new version (a route marked `warming`) gets its share
+  gradually. HAProxy's `slowstart` only ramps a server that comes *back*: a server that is UP
+  when the process starts takes its full share at once, and every configuration change starts
+  new processes. So a warming server starts with `init-addr none`: it waits in maintenance for
+  the run-time resolver, and leaving maintenance starts the ramp. Only where it shares the
+  backend with a steady server: ramping every server of a backend together changes no share.
+  It needs a host name (a Service always has one); a server given by IP address starts at once.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ def _segment_backend(
         f"    default-server check inter 2s fall 3 rise 2 slowstart {settings.slowstart_seconds}s"
         " resolvers cluster init-addr last,libc,none",
     ]
+    steady = any(not route.get("warming") for route in routes)
     for route in routes:
         prod = str(route["prod"])
         address = _host_port(route["endpoint"])
@@ -116,7 +122,8 @@ def _segment_backend(
                     f"segment {segment!r}: {prod} runs on {route['cluster']}, not on "
                     f"{settings.cluster}, and has no address in edge.addresses"
                 )
-        lines.append(f"    server {_UNSAFE.sub('_', prod)} {address} weight {int(route['weight'])}")
+        server = f"    server {_UNSAFE.sub('_', prod)} {address} weight {int(route['weight'])}"
+        lines.append(f"{server} init-addr none" if steady and route.get("warming") else server)
     return [*lines, ""]
 
 

@@ -137,6 +137,7 @@ def hosting_clusters(config: StackConfig) -> tuple[str, ...]:
 def routing_table(placement: Placement, plan: ReleasePlan, port: int) -> dict[str, Any]:
     """Segment → weighted Prod endpoints: what an edge proxy needs, and no secret."""
     versions = {name: p.version for name, p in plan.prods.items()}
+    warming = set(plan.warming())
     return {
         "schema": ROUTING_SCHEMA,
         "drainedClusters": sorted(placement.drained),
@@ -152,6 +153,7 @@ def routing_table(placement: Placement, plan: ReleasePlan, port: int) -> dict[st
                         "endpoint": service_endpoint(r.prod, port),
                         "weight": r.weight,
                         "version": versions.get(r.prod),
+                        "warming": r.prod in warming,
                     }
                     for r in s.routes
                 ],

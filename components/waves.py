@@ -97,6 +97,12 @@ class ReleasePlan:
         """Prods that run the new version now: those in waves up to `current`."""
         return tuple(p.name for w in self.waves[: self.current] for p in w.prods)
 
+    def warming(self) -> tuple[str, ...]:
+        """Prods that took the new version in the latest wave: the edge proxies ramp them up."""
+        if not 0 < self.current <= self.last or self.version == self.previous_version:
+            return ()
+        return self.waves[self.current - 1].names
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the stack outputs and `tools.waves`."""
         return {

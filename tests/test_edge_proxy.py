@@ -1,7 +1,8 @@
 """The edge proxy's configuration: a pure function of the routing table (properties), checked by
 the real `haproxy -c`, and run by the real HAProxy (Debian package) in front of small local
-HTTP servers standing for Prods: segments reach their Prods, unknown segments the default, and
-a routing change (a rollback, a drain) reloads with no failed request."""
+HTTP servers standing for Prods: segments reach their Prods, unknown segments the default, a
+routing change (a rollback, a drain) reloads with no failed request, and a Prod that just took
+the new version ramps up. A small DNS server (dnspython) stands in for the cluster's DNS."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,6 +134,7 @@ class Prods:
 
             server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
             server.daemon_threads = True
+            server.handle_error = lambda *_: None  # type: ignore[method-assign]  # checks hang up
             threading.Thread(target=server.serve_forever, daemon=True).start()
             self.servers[name] = server
 
@@ -159,15 +164,45 @@ def ask(port: int, segment: str | None) -> str:
         conn.close()
 
 
+class Resolver:
+    """A DNS server on 127.0.0.1 that answers every A query with 127.0.0.1 (the cluster's DNS)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, client = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            answer = dns.message.make_response(query)
+            for question in query.question:
+                if question.rdtype == dns.rdatatype.A:
+                    answer.answer.append(
+                        dns.rrset.from_text(question.name, 5, "IN", "A", "127.0.0.1")
+                    )
+            self.sock.sendto(answer.to_wire(), client)
+
+
 @pytest.fixture
 def edge(tmp_path: Path) -> Iterator[Any]:
     """`edge(table)` writes the configuration and starts (or reloads) a real HAProxy."""
     port = free_port()
     config = tmp_path / "haproxy.cfg"
     state: dict[str, Any] = {"proc": None}
+    resolver = Resolver()
 
-    def apply(table: dict[str, Any]) -> int:
-        text = render(table, EdgeSettings(default_segment="a", port=port, slowstart_seconds=1))
+    def apply(table: dict[str, Any], slowstart: int = 1) -> int:
+        text = render(
+            table, EdgeSettings(default_segment="a", port=port, slowstart_seconds=slowstart)
+        )
+        # Outside a Pod, resolv.conf names this machine's DNS; the test's resolver replaces it.
+        text = text.replace("parse-resolv-conf", f"nameserver test {resolver.address}")
         config.write_text(text)
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(config)], capture_output=True)
         assert check.returncode == 0, check.stderr.decode()
@@ -191,6 +226,7 @@ def edge(tmp_path: Path) -> Iterator[Any]:
     if state["proc"] is not None:
         state["proc"].terminate()
         state["proc"].wait(timeout=10)
+    resolver.sock.close()
 
 
 @needs_haproxy
@@ -238,6 +274,46 @@ def test_requests_reach_their_segments_prods_and_a_rollback_reloads_without_a_fa
         )
     finally:
         prods.close()
+
+
+@needs_haproxy
+def test_a_prod_that_just_took_the_new_version_ramps_up_under_slowstart(edge):
+    """P2 is warming (latest wave), P1 steady: P2's share climbs from near 0 to its half."""
+    prods = Prods(["P1", "P2"])
+    try:
+        table = routing({"a": [("P1", prods.port("P1"), 50), ("P2", prods.port("P2"), 50)]})
+        warming = table["segments"]["a"]["routes"][1]
+        # A name the host's resolver knows too: without the ramp, HAProxy would start it at once.
+        warming.update(endpoint=f"http://localhost:{prods.port('P2')}", warming=True)
+        port = edge(table, slowstart=4)
+        shares = []
+        for _ in range(6):
+            answers: Counter[str] = Counter()
+            started = time.monotonic()
+            while time.monotonic() - started < 1:
+                answers[ask(port, "a")] += 1
+            assert set(answers) <= {"P1", "P2"}, answers
+            shares.append(answers["P2"] / answers.total())
+        print("P2 share per second:", " ".join(f"{s:.2f}" for s in shares))
+        assert shares[0] < 0.25, shares  # without the ramp it takes half at once
+        assert shares[-1] > 0.4, shares
+        assert shares[0] < shares[2] < shares[-1] + 0.05, shares
+    finally:
+        prods.close()
+
+
+def test_only_a_warming_prod_beside_a_steady_one_waits_for_the_resolver():
+    table = routing({"a": [("P1", 1, 50), ("P2", 2, 50)], "b": [("P3", 3, 100)]})
+    table["segments"]["a"]["routes"][1]["warming"] = True
+    table["segments"]["b"]["routes"][0]["warming"] = True
+    servers = {
+        line.split()[1]: line
+        for line in render(table, EdgeSettings(default_segment="a")).splitlines()
+        if line.strip().startswith("server ")
+    }
+    assert servers["P2"].endswith("init-addr none")
+    # Alone in its backend, ramping P3 would change no share and only delay its first request.
+    assert "init-addr" not in servers["P1"] and "init-addr" not in servers["P3"]
 
 
 # --- the program's edge proxies (mocks: the program's shape), their configs by real haproxy -c

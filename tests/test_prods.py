@@ -194,6 +194,7 @@ def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod
             "endpoint": "http://app.prod-a-2.svc.cluster.local:8080",
             "weight": 50,
             "version": "2.3.1",
+            "warming": False,
         },
         {
             "prod": "B-1",
@@ -201,6 +202,7 @@ def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod
             "endpoint": "http://app.prod-b-1.svc.cluster.local:8080",
             "weight": 50,
             "version": "2.3.1",
+            "warming": False,
         },
     ]
     assert {s: [r["prod"] for r in v["routes"]] for s, v in segments.items()} == {
@@ -214,6 +216,21 @@ def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod
     service = children(prod, "A-2")[SERVICE].inputs
     assert service["metadata"]["name"] == "app"
     assert service["metadata"]["namespace"] == "prod-a-2"
+
+
+def test_a_prod_of_the_latest_wave_warms_up_where_a_steady_prod_shares_its_segment():
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["release"]["wave"] = 2  # C-1 has just taken 2.3.1
+        next(s for s in raw["segments"] if s["name"] == "trial")["prods"] = ["C-1", "A-2"]
+
+    result = synth_with(mutate)
+    routes = routing_document(result, "A")["segments"]["trial"]["routes"]
+    assert {r["prod"]: r["warming"] for r in routes} == {"C-1": True, "A-2": False}
+    config = result.named("A-edge-proxy-config").inputs["data"]["haproxy.cfg"]
+    trial = config.split("backend segment_trial\n", 1)[1].split("\n\n", 1)[0]
+    servers = {line.split()[1]: line for line in trial.splitlines() if "server " in line}
+    assert servers["C-1"].endswith(" init-addr none") and "init-addr" not in servers["A-2"]
+    assert config.count("init-addr none") == 1, "C-2 (wave 1) and lone Prods start at once"
 
 
 def test_routing_waits_for_every_prod_to_be_rolled_out(prod):

@@ -430,3 +430,12 @@ def test_rollback_moves_segments_off_the_new_version_and_changes_only_the_proxie
 def test_rollback_that_fits_nowhere_is_refused_and_writes_nothing(capsys):
     assert tool.main(["--stack", "prod", "--rollback", "--dry-run"]) == 1
     assert "segment consumer-east (8800 users, on A-1) fits on no Prod" in capsys.readouterr().err
+
+
+def test_only_the_latest_waves_prods_warm_up_and_only_while_the_version_changes():
+    raw = raw_of("prod")
+    for wave, warming in [(0, ()), (1, ("C-2",)), (2, ("C-1",)), (4, ("A-1", "B-2"))]:
+        raw["release"]["wave"] = wave
+        assert sorted(release_plan(parse(raw)).warming()) == sorted(warming), wave
+    raw["release"]["previousVersion"] = raw["release"]["version"]
+    assert release_plan(parse(raw)).warming() == ()
