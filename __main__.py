@@ -3,8 +3,8 @@
 import pulumi
 
 from components.clusters import fleet_problems
-from components.config import load
 from components.platform import Platform
+from model.config import load
 
 platform = Platform("platform", load(checks=[fleet_problems]))
 for name, value in platform.exports.items():

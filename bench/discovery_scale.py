@@ -6,7 +6,7 @@
 Starts the real Octavia API (as `bench.sync_scale` does), creates `--count` LBs carrying the
 discovery tag and as many without it, then times the program's discovery step: the listing
 (`octavia.list_tagged`, one API call, paged at Octavia's 1,000) and the pure planning of the
-twins (`components.discovery.twins`). The describing of each LB is not counted: it is what an
+twins (`model.discovery.twins`). The describing of each LB is not counted: it is what an
 adopt-mode entry in the stack file costs anyway.
 
 Goal (PASS/FAIL): discovery makes one list call per ceil(tagged / 1,000), whatever the count.
@@ -50,8 +50,8 @@ def create(conn, project_id: str, count: int, tags: list[str]) -> None:
 def run(count: int, repeats: int) -> int:
     import openstack
 
-    from components.config import Discovery
-    from components.discovery import twins
+    from model.config import Discovery
+    from model.discovery import twins
     from providers.octavia_nlb_sync import octavia
 
     quiet_libraries()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_names import HEALTH_CHECK_REFERENCE, aws_name
-from components.config import Dns, Weights
+from model.aws_names import HEALTH_CHECK_REFERENCE, aws_name
+from model.config import Dns, Weights
 
 
 def effective_weights(dns: Dns) -> Weights:

@@ -16,8 +16,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from components.config import Edge
-from components.edge_config import PORT, EdgeSettings
+from model.config import Edge
+from model.edge_config import PORT, EdgeSettings
 
 CONFIG_KEY = "haproxy.cfg"
 LABELS = {"app.kubernetes.io/name": "edge-proxy", "app.kubernetes.io/part-of": "hybrid-infra"}
@@ -40,7 +40,7 @@ class EdgeProxyArgs:
     namespace: pulumi.Input[str]
     edge: Edge
     config: str
-    """The rendered haproxy.cfg (components.edge_config.render)."""
+    """The rendered haproxy.cfg (model.edge_config.render)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):

@@ -16,17 +16,17 @@ import pulumi_aws as aws
 import pulumi_openstack as openstack
 
 from components import octavia_catalog
-from components.aws_names import AUTONAMED_ELB_NAME, aws_name
-from components.config import (
+from components.credentials import OpenStackPassword
+from components.dns import WeightedFailover, WeightedFailoverArgs
+from model.aws_names import AUTONAMED_ELB_NAME, aws_name
+from model.config import (
     UDP_WITHOUT_RETURN_PATH,
     AwsConfig,
     HealthMonitor,
     LoadBalancer,
     OnPremConfig,
 )
-from components.credentials import OpenStackPassword
-from components.dns import WeightedFailover, WeightedFailoverArgs
-from components.nlb_mapping import (
+from model.nlb_mapping import (
     POOL_TRANSPORT,
     UDP_TARGET_GROUPS,
     HealthCheck,

@@ -8,11 +8,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_openstack as openstack
 
-from components import discovery, octavia_catalog
+from components import octavia_catalog
 from components.clusters import ClusterFleet
-from components.config import StackConfig
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
+from model import discovery
+from model.config import StackConfig
 from providers.octavia_nlb_sync import octavia
 
 

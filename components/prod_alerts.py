@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import AppAlerts
-from components.waves import ALERT_LABEL
+from model.config import AppAlerts
+from model.release import ALERT_LABEL
 
 
 def prod_alert_rules(

@@ -21,12 +21,12 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.clusters.fleet import ClusterHandle
-from components.config import ConfigError, StackConfig
-from components.edge_config import render
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
-from components.placement import Placement, placement_for
 from components.prod import Prod, ProdArgs, service_endpoint
-from components.waves import ReleasePlan, release_plan
+from model.config import ConfigError, StackConfig
+from model.edge_config import render
+from model.placement import Placement, placement_for
+from model.release import ReleasePlan, release_plan
 
 EDGE_NAMESPACE = "hybrid-infra-edge"
 ROUTING_CONFIGMAP = "hybrid-infra-routing"

@@ -31,7 +31,7 @@ from pydantic.alias_generators import to_camel
 PROJECT = "hybrid-infra"
 NAMESPACE = "hybrid-infra-deployments"
 # Which branch each stack deploys from; the keys are the stacks, in promotion order
-# (tools/promote.py STACK_ORDER, checked by tests/test_deployments.py).
+# (tools/release/promote.py STACK_ORDER, checked by tests/test_deployments.py).
 BRANCH_OF: Mapping[str, str] = {"dev": "trunk", "staging": "trunk", "prod": "prod"}
 # What the program is made of: a change anywhere else (docs, tests, policy, other stacks'
 # files) does not redeploy a stack.
@@ -39,6 +39,7 @@ PROGRAM_PATHS: tuple[str, ...] = (
     "__main__.py",
     "Pulumi.yaml",
     "components/**",
+    "model/**",
     "providers/**",
     "pyproject.toml",
     "uv.lock",

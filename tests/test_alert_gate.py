@@ -1,13 +1,13 @@
-"""`tools.waves --advance` against a real Alertmanager: a wave goes out only while no alert
+"""`tools.release.waves --advance` against a real Alertmanager: a wave goes out only while no alert
 fires on a Prod that already runs the new version, and the stack file keeps every comment."""
 
 import datetime
 import difflib
 from pathlib import Path
 
-from components.waves import ALERT_LABEL, release_plan
-from tools import waves as tool
-from tools.synth import ROOT
+from model.release import ALERT_LABEL, release_plan
+from model.stackfile import ROOT
+from tools.release import waves as tool
 
 # At wave 2, C-2 (test) and C-1 run the new version; A-2 and B-1 are next.
 UPDATED = ("C-2", "C-1")

@@ -6,7 +6,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.aws_names import AUTONAMED_ELB_NAME, HEALTH_CHECK_REFERENCE, aws_name
+from model.aws_names import AUTONAMED_ELB_NAME, HEALTH_CHECK_REFERENCE, aws_name
 
 ELB_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")  # ELBv2 API reference
 

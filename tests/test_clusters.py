@@ -21,7 +21,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.clusters.fleet import ClusterFleet, twin_spec
 from components.clusters.gke import blue_green_update_timeout, node_pool_name
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
-from components.config import ConfigError, GkeClusterSpec, parse
+from model.config import ConfigError, GkeClusterSpec, parse
 from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
 
 NS = "hybrid-infra:"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse
+from model.config import ConfigError, parse
 from tools.synth import ProgramFailed, stack_config, synthesize
 
 NS = "hybrid-infra:"

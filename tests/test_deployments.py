@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig
-from tools import synth
-from tools.promote import STACK_ORDER
+from tools.synth import synthesis as synth
+from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ import uuid
 
 from keystoneauth1 import session as ks_session
 
-from components.config import Discovery
-from components.discovery import twins
+from model.config import Discovery
+from model.discovery import twins
 from providers.octavia_nlb_sync.octavia import TaggedLoadBalancer
 from tests.fixtures.octavia import post_lb, wait_lb_active
 from tools.synth import stack_config, synthesize

@@ -27,9 +27,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.config import Prod, Segment
-from components.edge_config import EdgeConfigError, EdgeSettings, render
-from components.placement import place
+from model.config import Prod, Segment
+from model.edge_config import EdgeConfigError, EdgeSettings, render
+from model.placement import place
 from tools.synth import stack_config, synthesize
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"

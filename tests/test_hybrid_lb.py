@@ -6,9 +6,9 @@ import json
 import pytest
 from pulumi.runtime import rpc
 
-from components.config import parse
 from components.dns import effective_weights
-from components.nlb_mapping import (
+from model.config import parse
+from model.nlb_mapping import (
     MappingError,
     OctaviaListener,
     map_health_check,

@@ -29,7 +29,7 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from components.config import _REQUIRED_TAGS
+from model.config import _REQUIRED_TAGS
 from policy import hybrid_policies as hp
 from tools.synth import Registered, synthesize
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import AppAlerts
 from components.prod_alerts import prod_alert_rules
-from components.waves import ALERT_LABEL
+from model.config import AppAlerts
+from model.release import ALERT_LABEL
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(

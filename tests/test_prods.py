@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.clusters.fleet import twin_spec
-from components.config import ConfigError, OnPremClusterSpec, Prod, Segment, parse, twin_name
-from components.placement import drained_clusters, place
 from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
-from components.waves import release_plan
+from model.config import ConfigError, OnPremClusterSpec, Prod, Segment, parse, twin_name
+from model.placement import drained_clusters, place
+from model.release import release_plan
 from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
 
 NS = "hybrid-infra:"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools import promote
-from tools.promote import PromotionRefused, main
+from tools.release import promote
+from tools.release.promote import PromotionRefused, main
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")

@@ -5,7 +5,7 @@ program's output changes on purpose, rewrite them and commit the JSON diff with 
 
     uv run python -m tools.synth --update-snapshots
 
-The command runs in-process here (`tools.cli.main`): a subprocess would pay the provider SDK
+The command runs in-process here (`tools.synth.cli.main`): a subprocess would pay the provider SDK
 imports again for every call.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import cli, graph, snapshot
-from tools.diff import diff, render_diff
-from tools.synth import ROOT, Registered, Synthesis, stack_config, synthesize
-from tools.tree import render_tree
+from model.stackfile import ROOT
+from tools.synth import Registered, Synthesis, cli, graph, snapshot, stack_config, synthesize
+from tools.synth.diff import diff, render_diff
+from tools.synth.tree import render_tree
 
 NS = "hybrid-infra:"
 HYBRID_LB = "hybrid-infra:lb:HybridLoadBalancer"

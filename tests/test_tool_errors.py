@@ -1,6 +1,6 @@
-"""The operator tools as a user runs them (`python -m tools.<tool>`, a real process): every
-typical mistake is one line on stderr and exit 2, before any slow work, and never a traceback;
-and the tools import with only the non-dev dependencies, as the workflow and Deployments
+"""The operator tools as a user runs them (`python -m tools.synth`, `tools.release.waves`,
+`tools.release.promote`: a real process): every typical mistake is one line on stderr and exit
+2, before any slow work, and never a traceback; and the tools import with only the non-dev dependencies, as the workflow and Deployments
 install them."""
 
 from __future__ import annotations
@@ -17,9 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKEN_YAML = "config:\n  hybrid-infra:tags:\n    owner: [platform\n  gcp:project: x\n"
 
 
+MODULES = {
+    "synth": "tools.synth",
+    "waves": "tools.release.waves",
+    "promote": "tools.release.promote",
+}
+
+
 def run(tool: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"tools.{tool}", *args],
+        [sys.executable, "-m", MODULES[tool], *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -128,7 +135,11 @@ def test_tools_import_with_the_non_dev_dependencies_only(tmp_path: Path):
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
     subprocess.run([uv, "sync", "--frozen", "--no-dev", "--quiet"], cwd=ROOT, env=env, check=True)
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import tools.waves, tools.promote, tools.cli"],
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import tools.release.waves, tools.release.promote, tools.synth.cli",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The release plan (pure, with hypothesis properties), its config rules, and `tools.waves`
+"""The release plan (pure, with hypothesis properties), its config rules, and `tools.release.waves`
 without an Alertmanager: printing the plan, refusals that need no alert, the stack-file edit."""
 
 import datetime
@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.config import ConfigError, Prod, Segment, parse
-from components.waves import (
+from model.config import ConfigError, Prod, Segment, parse
+from model.release import (
     ALERT_LABEL,
     SMALL_PERCENT,
     TIERS,
@@ -22,10 +22,10 @@ from components.waves import (
     plan_release,
     release_plan,
 )
-from tools import snapshot
-from tools import waves as tool
-from tools.diff import diff
-from tools.synth import ROOT, stack_config, synthesize
+from model.stackfile import ROOT
+from tools.release import waves as tool
+from tools.synth import snapshot, stack_config, synthesize
+from tools.synth.diff import diff
 
 NS = "hybrid-infra:"
 
@@ -251,7 +251,7 @@ def test_a_version_that_is_no_label_value_is_a_config_error(key, value):
 
 def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
     done = subprocess.run(
-        [sys.executable, "-m", "tools.waves", "--stack", "prod"],
+        [sys.executable, "-m", "tools.release.waves", "--stack", "prod"],
         cwd=ROOT,
         capture_output=True,
         text=True,

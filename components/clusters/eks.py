@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.clusters.kubeconfig import eks_kubeconfig
-from components.config import AwsConfig, EksClusterSpec, OnPremConfig
+from model.config import AwsConfig, EksClusterSpec, OnPremConfig
 
 CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"

@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from components.clusters.eks import EksCluster
 from components.clusters.gke import GkeCluster, gke_problems
 from components.clusters.onprem import OnPremCluster
-from components.config import (
+from model.config import (
     Cluster,
     EksClusterSpec,
     GkeClusterSpec,

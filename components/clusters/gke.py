@@ -18,7 +18,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.clusters.kubeconfig import gke_kubeconfig
-from components.config import PROJECT, GkeBlueGreen, GkeClusterSpec
+from model.config import PROJECT, GkeBlueGreen, GkeClusterSpec
 from providers.node_pool_drain import NodePoolDrain
 
 GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")

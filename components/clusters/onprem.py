@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 import pulumi_openstack as openstack
 
 from components.clusters.kubeconfig import magnum_kubeconfig
-from components.config import OnPremClusterSpec, OnPremConfig
+from model.config import OnPremClusterSpec, OnPremConfig
 
 
 class OnPremCluster(pulumi.ComponentResource):

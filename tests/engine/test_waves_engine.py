@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from tests.engine.conftest import Engine
-from tools import waves as tool
+from tools.release import waves as tool
 
 pytestmark = pytest.mark.engine
 

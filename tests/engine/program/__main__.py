@@ -15,7 +15,7 @@ config = pulumi.Config("engine-test")
 world = config.require_object("world")
 
 Note("note", world.get("note", ""))
-if "releasePlan" in world:  # what the platform exports, for tools.waves' applied check
+if "releasePlan" in world:  # what the platform exports, for tools.release.waves' applied check
     pulumi.export("releasePlan", world["releasePlan"])
 
 members = {}

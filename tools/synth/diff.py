@@ -1,7 +1,7 @@
 """What changed between two snapshots: resources added, removed, and changed per key path.
 
-Pure functions over two snapshots (see `tools.snapshot`). Secrets are `[secret]` on both sides,
-so a rotated secret is not a change here: that is the price of never holding one.
+Pure functions over two snapshots (see `tools.synth.snapshot`). Secrets are `[secret]` on both
+sides, so a rotated secret is not a change here: that is the price of never holding one.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tools import kinds
-from tools.tree import describe
+from tools.synth import kinds
+from tools.synth.tree import describe
 
 ABSENT = object()
 VALUE_WIDTH = 60

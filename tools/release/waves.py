@@ -1,10 +1,10 @@
 """A stack's release plan, and the one way to move a release forward: a wave at a time, and
 only while no alert fires on a Prod that already runs the new version.
 
-    uv run python -m tools.waves --stack prod
-    uv run python -m tools.waves --stack prod --advance [--alertmanager URL]
+    uv run python -m tools.release.waves --stack prod
+    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL]
 
-It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `components.config`, and
+It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
 `--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
 Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
 other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
@@ -38,14 +38,13 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from components.config import PROJECT, ConfigError, StackConfig, parse
-from components.placement import placement_for
-from components.rollback import RollbackRefused, rollback
-from components.waves import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
-from tools import stackfile
-from tools.stackfile import StackFile, StackFileError
+from model import stackfile
+from model.config import ConfigError, StackConfig, parse
+from model.placement import placement_for
+from model.release import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
+from model.rollback import RollbackRefused, rollback
+from model.stackfile import PROJECT, ROOT, StackFile, StackFileError
 
-ROOT = Path(__file__).resolve().parent.parent
 ALERTMANAGER_ENV = "ALERTMANAGER_URL"
 RELEASE_KEY = f"{PROJECT}:release"
 
@@ -97,7 +96,7 @@ def render(stack: str, config: StackConfig) -> str:
         upcoming = plan.waves[plan.current]
         lines.append(
             f"next: wave {upcoming.number} ({', '.join(upcoming.names)}) with "
-            f"`python -m tools.waves --stack {stack} --advance`"
+            f"`python -m tools.release.waves --stack {stack} --advance`"
         )
     else:
         lines.append(f"done: every Prod runs {plan.version}")
@@ -312,7 +311,7 @@ SEGMENTS_KEY = f"{PROJECT}:segments"
 
 
 def rollback_now(path: Path, dry_run: bool) -> str:
-    """Move every segment off the new version (components.rollback), edit the stack file."""
+    """Move every segment off the new version (model.rollback), edit the stack file."""
     text = path.read_text()
     config = load_config(text, path.name)
     moves = rollback(config)
@@ -371,7 +370,7 @@ def main(
     applied: AppliedSource | None = None,
 ) -> int:
     """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`)."""
-    parser = argparse.ArgumentParser(prog="python -m tools.waves", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.release.waves", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack: reads Pulumi.<stack>.yaml")
     parser.add_argument("--root", type=Path, default=ROOT, help="directory of the stack file")
     parser.add_argument(

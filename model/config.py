@@ -225,7 +225,7 @@ class LoadBalancer(Model):
 
 
 class DiscoveryDefaults(Model):
-    """What a tagged LB gets where its own tags say nothing (see components/discovery.py)."""
+    """What a tagged LB gets where its own tags say nothing (see model/discovery.py)."""
 
     zone: DnsName
     weights: Weights = Weights()
@@ -724,7 +724,8 @@ def _check_prods(config: StackConfig) -> list[str]:
     reference resolves; the reference problems are reported above.
     """
     # Late import: both modules are built on this one's models.
-    from components import placement, waves
+    from model import placement
+    from model import release as waves
 
     problems = []
     for name in sorted(_duplicates(p.lower() for p in config.prods)):

@@ -1,6 +1,6 @@
 """Promote a verified release to the next stack, as a reviewable git change.
 
-    uv run python -m tools.promote staging prod [--dry-run]
+    uv run python -m tools.release.promote staging prod [--dry-run]
 
 Only the release itself moves: `release.version` and `app.image` are copied from the source
 stack file. Everything else in the target belongs to its environment and stays: secrets (they
@@ -34,16 +34,12 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from components.config import PROJECT, ConfigError, parse
-from tools import stackfile
-from tools.stackfile import StackFileError
+from model import stackfile
+from model.config import ConfigError, parse
+from model.stackfile import PROJECT, ROOT, SECRET_PLACEHOLDER, STACK_ORDER, StackFileError
 
-ROOT = Path(__file__).resolve().parent.parent
-# The one place the order of environments is written down.
-STACK_ORDER: tuple[str, ...] = ("dev", "staging", "prod")
 # What a promotion copies, as key paths under `hybrid-infra:`.
 PROMOTED: tuple[tuple[str, str], ...] = (("release", "version"), ("app", "image"))
-SECRET_PLACEHOLDER = "[secret]"
 
 KeyPath = tuple[str, str]
 
@@ -315,7 +311,7 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False) -> P
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.promote",
+        prog="python -m tools.release.promote",
         description=f"Promote a verified release one step along {' → '.join(STACK_ORDER)}.",
     )
     parser.add_argument(

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.config import StackConfig
-from components.placement import drained_clusters, placement_for
-from components.waves import release_plan
+from model.config import StackConfig
+from model.placement import drained_clusters, placement_for
+from model.release import release_plan
 
 
 class RollbackRefused(Exception):

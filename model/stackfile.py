@@ -14,7 +14,11 @@ from typing import Any
 
 import yaml
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The program's directory: `Pulumi.yaml`, `__main__.py` and every stack file."""
 PROJECT = "hybrid-infra"
+STACK_ORDER: tuple[str, ...] = ("dev", "staging", "prod")
+"""The one place the order of environments is written down: a release is promoted along it."""
 SECRET_PLACEHOLDER = "[secret]"
 """A secure value cannot be decrypted without the stack's key: it stands in, marked secret."""
 

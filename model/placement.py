@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from components.config import PROJECT, OnPremClusterSpec, Prod, Segment, StackConfig, twin_name
+from model.config import PROJECT, OnPremClusterSpec, Prod, Segment, StackConfig, twin_name
 
 FULL = 100
 """Route weights are percentages of the segment's requests."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools import kinds
+from tools.synth import kinds
 
 Resources = Mapping[str, Mapping[str, Any]]
 

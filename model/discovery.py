@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from components.config import Discovery, LoadBalancer
+from model.config import Discovery, LoadBalancer
 from providers.octavia_nlb_sync.octavia import TaggedLoadBalancer
 
 PREFIX = "hybrid-infra/"

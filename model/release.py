@@ -7,7 +7,7 @@ redundant, then the rest.**
 Why these tiers (seed 003, "application update order"): a test Prod breaks nobody; a small Prod
 breaks few; a Prod whose every user also has a second Prod breaks nobody *if* routing fails
 over; only then do non-redundant users take the new version. Each wave is checked and the next
-starts only while no alert fires on an updated Prod (`tools.waves --advance`).
+starts only while no alert fires on an updated Prod (`tools.release.waves --advance`).
 
 The plan is computed from the *configured* placement, never from the placement after a cluster
 drain. Draining a cluster mid-release must not reshuffle the waves: a Prod that moved to a later
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from components.config import PROJECT, Prod, Segment, StackConfig
+from model.config import PROJECT, Prod, Segment, StackConfig
 
 Tier = Literal["test", "small", "redundant", "rest"]
 TIERS: tuple[Tier, ...] = ("test", "small", "redundant", "rest")
@@ -104,7 +104,7 @@ class ReleasePlan:
         return self.waves[self.current - 1].names
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for the stack outputs and `tools.waves`."""
+        """Plain data for the stack outputs and `tools.release.waves`."""
         return {
             "version": self.version,
             "previousVersion": self.previous_version,

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tools import kinds
+from tools.synth import kinds
 
 Resources = Mapping[str, Mapping[str, Any]]
 OUTPUT_WIDTH = 240  # outputs are what operators copy (ARNs, DNS names): cut only absurd ones

@@ -11,7 +11,7 @@ The tree is printed when nothing else is asked for, or with `--tree`. Exit codes
 changes), 1 changes found with `--exit-code`, 2 the stack config, the program or an input file
 is wrong (the message says what), 3 a bug in this tool (with a traceback).
 
-Everything goes through `tools.snapshot`, so secrets are `[secret]` in every output.
+Everything goes through `tools.synth.snapshot`, so secrets are `[secret]` in every output.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 import pulumi
 
-from tools import graph, snapshot, stackfile
-from tools.diff import diff, render_diff, summary
-from tools.stackfile import StackFileError
-from tools.synth import ROOT, ProgramFailed, stack_config, synthesize
-from tools.tree import render_tree
+from model import stackfile
+from model.stackfile import ROOT, StackFileError
+from tools.synth import ProgramFailed, graph, snapshot, stack_config, synthesize
+from tools.synth.diff import diff, render_diff, summary
+from tools.synth.tree import render_tree
 
 GOLDEN_DIR = ROOT / "tests" / "snapshots"
 UPDATE_COMMAND = "uv run python -m tools.synth --update-snapshots"

@@ -22,15 +22,13 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from tools.synth import PROJECT, SECRET_PLACEHOLDER
-
-if TYPE_CHECKING:
-    from tools.synth import Registered, Synthesis
+from model.stackfile import PROJECT, SECRET_PLACEHOLDER
+from tools.synth.synthesis import Registered, Synthesis
 
 FORMAT = 1
 SECRET = SECRET_PLACEHOLDER

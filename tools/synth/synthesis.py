@@ -4,7 +4,7 @@ This is how tests (and reviewers without cloud credentials) see what a stack fil
 real `__main__.py` runs with the stack's real config, and the engine is replaced by a mock
 monitor that records every registration (type, name, parent, options, inputs).
 
-As a command (`tools.cli` has the details), it previews a stack without credentials:
+As a command (`tools.synth.cli` has the details), it previews a stack without credentials:
 
     uv run python -m tools.synth --stack prod                  # the desired resource tree
     uv run python -m tools.synth --stack prod --diff old.json --exit-code
@@ -37,10 +37,9 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components import octavia_catalog
-from tools import stackfile
-from tools.stackfile import PROJECT, SECRET_PLACEHOLDER
+from model import stackfile
+from model.stackfile import PROJECT, ROOT, SECRET_PLACEHOLDER
 
-ROOT = Path(__file__).resolve().parent.parent
 OCTAVIA_CATALOG = ROOT / "devenv" / "octavia-catalog.json"
 
 
@@ -298,17 +297,3 @@ class _ListHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(f"{record.levelname.lower()}: {record.getMessage()}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command line (`python -m tools.synth --help`); it lives in `tools.cli`."""
-    from tools import cli
-
-    return cli.main(argv)
-
-
-__all__ = ["ProgramFailed", "Registered", "Synthesis", "main", "stack_config", "synthesize"]
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

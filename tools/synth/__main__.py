@@ -1,0 +1,3 @@
+from tools.synth.cli import main
+
+raise SystemExit(main())
