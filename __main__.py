@@ -2,10 +2,9 @@
 
 import pulumi
 
-from components.clusters import fleet_problems
 from components.platform import Platform
-from model.config import load
+from model.stack import load
 
-platform = Platform("platform", load(checks=[fleet_problems]))
+platform = Platform("platform", load())
 for name, value in platform.exports.items():
     pulumi.export(name, value)

@@ -20,7 +20,6 @@ from components.credentials import OpenStackPassword
 from components.dns import WeightedFailover, WeightedFailoverArgs
 from model.aws_names import AUTONAMED_ELB_NAME, aws_name
 from model.config import (
-    UDP_WITHOUT_RETURN_PATH,
     AwsConfig,
     HealthMonitor,
     LoadBalancer,
@@ -35,6 +34,8 @@ from model.nlb_mapping import (
     OctaviaListener,
     map_listeners,
 )
+from model.octavia import Monitor
+from model.rules import UDP_WITHOUT_RETURN_PATH
 from providers.octavia_nlb_sync import OctaviaNlbSync, octavia
 
 DEFAULT_HEALTH_CHECK = HealthCheck("TCP", 10, 10, 3, 3)
@@ -395,6 +396,6 @@ def _transports(protocol: str) -> tuple[str, ...]:
     return ("TCP", "UDP") if protocol == "TCP_UDP" else (protocol,)
 
 
-def _monitor(monitor: HealthMonitor | None) -> octavia.Monitor | None:
+def _monitor(monitor: HealthMonitor | None) -> Monitor | None:
     """The config's monitor in the shape Octavia reads return (the same field names)."""
-    return None if monitor is None else octavia.Monitor(**monitor.model_dump())
+    return None if monitor is None else Monitor(**monitor.model_dump())

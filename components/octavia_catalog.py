@@ -2,7 +2,7 @@
 
 Live, it reads the Octavia API (the same read code as the sync). For reviews and CI without
 OpenStack credentials, `HYBRID_INFRA_OCTAVIA_CATALOG` names a JSON file of recorded
-descriptions keyed by LB UUID (the `octavia.LoadBalancer` fields); the synth tool uses
+descriptions keyed by LB UUID (the `model.octavia.LoadBalancer` fields); the synth tool uses
 `devenv/octavia-catalog.json`.
 """
 
@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from model import octavia as shapes
 from providers.octavia_nlb_sync import octavia
 
 CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
@@ -20,7 +21,7 @@ CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
 
 def describe(
     loadbalancer_id: str, cloud: str | None, password: str | None = None
-) -> octavia.LoadBalancer:
+) -> shapes.LoadBalancer:
     """The LB's listeners, pools and monitors; raises `OctaviaUnavailable` with the reason."""
     recorded = os.environ.get(CATALOG_ENV)
     if recorded:
@@ -30,14 +31,14 @@ def describe(
 
 def discover(
     tag: str, cloud: str | None, password: str | None = None
-) -> list[octavia.TaggedLoadBalancer]:
+) -> list[shapes.TaggedLoadBalancer]:
     """The LBs carrying `tag`: one list call live, or the recorded entries' `tags`."""
     recorded = os.environ.get(CATALOG_ENV)
     if recorded:
         entries = json.loads(Path(recorded).read_text()).values()
         return sorted(
             (
-                octavia.TaggedLoadBalancer(e["id"], e["name"], tuple(e.get("tags", ())))
+                shapes.TaggedLoadBalancer(e["id"], e["name"], tuple(e.get("tags", ())))
                 for e in entries
                 if tag in e.get("tags", ())
             ),
@@ -46,7 +47,7 @@ def discover(
     return octavia.list_tagged(octavia.connect(cloud, password), tag)
 
 
-def _from_catalog(path: Path, loadbalancer_id: str) -> octavia.LoadBalancer:
+def _from_catalog(path: Path, loadbalancer_id: str) -> shapes.LoadBalancer:
     entries = json.loads(path.read_text())
     if loadbalancer_id not in entries:
         raise octavia.OctaviaUnavailable(
@@ -56,19 +57,19 @@ def _from_catalog(path: Path, loadbalancer_id: str) -> octavia.LoadBalancer:
     return _load_balancer(entries[loadbalancer_id])
 
 
-def _load_balancer(entry: dict[str, Any]) -> octavia.LoadBalancer:
-    return octavia.LoadBalancer(
+def _load_balancer(entry: dict[str, Any]) -> shapes.LoadBalancer:
+    return shapes.LoadBalancer(
         id=entry["id"],
         name=entry["name"],
         vip_address=entry["vip_address"],
         provisioning_status=entry.get("provisioning_status", "ACTIVE"),
-        listeners=tuple(octavia.Listener(**li) for li in entry["listeners"]),
+        listeners=tuple(shapes.Listener(**li) for li in entry["listeners"]),
         pools=tuple(
-            octavia.Pool(
+            shapes.Pool(
                 id=p["id"],
                 protocol=p["protocol"],
                 lb_algorithm=p["lb_algorithm"],
-                monitor=octavia.Monitor(**p["monitor"]) if p.get("monitor") else None,
+                monitor=shapes.Monitor(**p["monitor"]) if p.get("monitor") else None,
                 member_ports=tuple(p.get("member_ports", ())),
             )
             for p in entry["pools"]

@@ -23,6 +23,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from components.clusters.fleet import ClusterHandle
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
 from components.prod import Prod, ProdArgs, service_endpoint
+from model import fleet
 from model.config import ConfigError, StackConfig
 from model.edge_config import render
 from model.placement import Placement, placement_for
@@ -131,7 +132,7 @@ class ProdFleet(pulumi.ComponentResource):
 def hosting_clusters(config: StackConfig) -> tuple[str, ...]:
     """Clusters with at least one Prod, in the fleet's order."""
     used = {p.cluster for p in config.prods.values()}
-    return tuple(c for c in config.cluster_names() if c in used)
+    return tuple(c for c in fleet.clusters(config) if c in used)
 
 
 def routing_table(placement: Placement, plan: ReleasePlan, port: int) -> dict[str, Any]:

@@ -9,8 +9,6 @@ everything wrong with a stack file and registers nothing.
 from __future__ import annotations
 
 import difflib
-import json
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network
@@ -19,10 +17,10 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-PROJECT = "hybrid-infra"
+from model.stackfile import PROJECT
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")]
 ProdName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")]
@@ -39,13 +37,8 @@ class ConfigError(pulumi.RunError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
             f"{len(self.problems)} problem(s) in the stack configuration; nothing was changed. "
-            f"Fix them in {source or _stack_file()} and run again:\n{lines}"
+            f"Fix them in {source or 'the stack file'} and run again:\n{lines}"
         )
-
-
-def _stack_file() -> str:
-    """The file a program run reads its config from."""
-    return f"Pulumi.{pulumi.get_stack()}.yaml"
 
 
 class Model(BaseModel):
@@ -434,55 +427,22 @@ class StackConfig(Model):
     discovery: Discovery | None = None
     edge: Edge | None = None
 
-    def cluster_names(self) -> tuple[str, ...]:
-        """Every cluster the program builds: the configured ones plus their EKS twins."""
-        twins = [
-            twin_name(n)
-            for n, c in self.clusters.items()
-            if isinstance(c, OnPremClusterSpec) and c.twin
-        ]
-        return (*self.clusters, *twins)
-
-    def cluster_kind(self, name: str) -> str:
-        """`onprem`, `eks` or `gke`; an on-prem cluster's twin is `eks`."""
-        return "eks" if name not in self.clusters else self.clusters[name].kind
-
-    def cluster_capacity(self, name: str) -> int:
-        """Users a cluster can host; an EKS twin is sized like its on-prem cluster."""
-        for onprem, spec in self.clusters.items():
-            if name == twin_name(onprem) and isinstance(spec, OnPremClusterSpec) and spec.twin:
-                return spec.capacity
-        return self.clusters[name].capacity
-
-
-def twin_name(cluster: str) -> str:
-    """The EKS twin of on-prem cluster `A` is `A-eks`: recognisable, and stable across runs."""
-    return f"{cluster}-eks"
-
 
 M = TypeVar("M", bound=Model)
 _FIELDS = {field.alias or name: field for name, field in StackConfig.model_fields.items()}
-_REQUIRED_TAGS = ("owner", "cost-center", "environment")
 
 
-Check = Callable[["StackConfig"], list[str]]
-
-
-def parse(
-    raw: Mapping[str, Any], checks: Iterable[Check] = (), source: str | None = None
-) -> StackConfig:
-    """Parse the stack's `hybrid-infra:*` values (keys without the namespace) or raise.
-
-    `checks` are rules that belong to a component (GKE naming, Prod placement); they run here,
-    with the rest, so that no resource is registered when any of them fails.
+def parse_keys(raw: Mapping[str, Any], source: str | None = None) -> StackConfig:
+    """Each `hybrid-infra:*` value (keys without the namespace) into its model, or raise.
 
     Each top-level key is validated on its own so that one broken key does not hide the
-    problems of the others; cross-references are checked once every key has parsed.
+    problems of the others. The rules across keys are `model.rules`; `model.stack.parse` runs
+    both.
     """
     problems: list[str] = []
     parsed: dict[str, Any] = {}
     for key in sorted(set(raw) - set(_FIELDS)):
-        problems.append(f"{PROJECT}:{key}: unknown key{_did_you_mean(key, _FIELDS)}")
+        problems.append(f"{PROJECT}:{key}: unknown key{did_you_mean(key, _FIELDS)}")
     for key, field in _FIELDS.items():
         if key not in raw:
             if field.is_required():
@@ -497,41 +457,10 @@ def parse(
             )
     if problems:
         raise ConfigError(problems, source)
-    config = StackConfig.model_validate(parsed)
-    problems.extend(_cross_check(config))
-    for check in checks:
-        problems.extend(check(config))
-    if problems:
-        raise ConfigError(problems, source)
-    return config
-
-
-def load(checks: Iterable[Check] = ()) -> StackConfig:
-    """Read every `hybrid-infra:*` key the engine passed to this program, then `parse` it."""
-    raw: dict[str, Any] = {}
-    every_key = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    for full_key in every_key:
-        namespace, _, key = full_key.partition(":")
-        if namespace != PROJECT:
-            continue
-        value = pulumi.runtime.get_config(full_key)
-        raw[key] = _decode(value)
-    return parse(raw, checks)
-
-
-def _decode(value: Any) -> Any:
-    """Structured config arrives as JSON text; plain strings stay strings."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+    return StackConfig.model_validate(parsed)
 
 
 def _adapter_for(key: str) -> Callable[[Any], Any]:
-    from pydantic import TypeAdapter
-
     return TypeAdapter(_FIELDS[key].annotation).validate_python  # type: ignore[arg-type]
 
 
@@ -574,7 +503,7 @@ def _describe(error: ValidationError, path: str, shape: Any) -> list[str]:
         # YAML has lists, not tuples; say it in the stack file's words.
         message = item["msg"].replace("Tuple should", "List should")
         if item["type"] == "extra_forbidden":
-            message = "unknown key" + _did_you_mean(str(loc[-1]), _keys_at(shape, loc[:-1]))
+            message = "unknown key" + did_you_mean(str(loc[-1]), _keys_at(shape, loc[:-1]))
         elif item["type"] == "missing":
             message = "required key is missing"
         lines.append(f"{where}: {message}")
@@ -616,299 +545,10 @@ def _unwrap(shape: Any) -> Any:
             return shape
 
 
-def _did_you_mean(key: str, known: Iterable[str]) -> str:
+def did_you_mean(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _duplicates(names: Iterable[str]) -> set[str]:
+def duplicates(names: Iterable[str]) -> set[str]:
     return {name for name, count in Counter(names).items() if count > 1}
-
-
-def _cross_check(config: StackConfig) -> list[str]:
-    """Rules that span keys: unique names, known references, reachable members."""
-    problems = []
-    lbs = f"{PROJECT}:loadBalancers"
-    for name in sorted(_duplicates(lb.name for lb in config.load_balancers)):
-        problems.append(f"{lbs}: duplicate name {name!r}")
-    for fqdn in sorted(_duplicates(lb.dns.fqdn for lb in config.load_balancers)):
-        problems.append(f"{lbs}: DNS name {fqdn!r} is used by more than one load balancer")
-    for i, lb in enumerate(config.load_balancers):
-        problems.extend(_check_lb(config, lb, f"{lbs}[{i}]"))
-
-    for name, cluster in config.clusters.items():
-        if (
-            isinstance(cluster, OnPremClusterSpec)
-            and cluster.twin
-            and twin_name(name) in config.clusters
-        ):
-            problems.append(
-                f"{PROJECT}:clusters.{name}.twin: the twin would be named {twin_name(name)}, "
-                "which is already a configured cluster"
-            )
-    eks = [n for n in config.cluster_names() if config.cluster_kind(n) == "eks"]
-    if eks and not config.aws.cluster_admin_roles:
-        problems.append(
-            f"{PROJECT}:aws.clusterAdminRoles: the EKS clusters ({', '.join(eks)}) admit only IAM "
-            "principals with an access entry; name the roles that preview and deploy this stack "
-            "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
-        )
-    for name, prod in config.prods.items():
-        if prod.cluster not in config.cluster_names():
-            problems.append(
-                f"{PROJECT}:prods.{name}.cluster: unknown cluster {prod.cluster!r}"
-                f"{_did_you_mean(prod.cluster, config.cluster_names())}"
-            )
-    segs = f"{PROJECT}:segments"
-    for name in sorted(_duplicates(s.name for s in config.segments)):
-        problems.append(f"{segs}: duplicate name {name!r}")
-    for i, segment in enumerate(config.segments):
-        for j, prod_name in enumerate(segment.prods):
-            if prod_name not in config.prods:
-                problems.append(
-                    f"{segs}[{i}].prods[{j}]: unknown prod {prod_name!r}"
-                    f"{_did_you_mean(prod_name, config.prods)}"
-                )
-        known = [config.prods[p].cluster for p in segment.prods if p in config.prods]
-        if len(segment.prods) == 2 and len(known) == 2 and known[0] == known[1]:
-            problems.append(
-                f"{segs}[{i}].prods: a redundant segment needs Prods on two different clusters "
-                f"(both are on {known[0]!r})"
-            )
-    problems.extend(_check_edge(config))
-    if config.prods and (config.app is None or config.release is None):
-        problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
-    problems.extend(_check_prods(config))
-    for tag in _REQUIRED_TAGS:
-        if tag not in config.tags:
-            problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
-    return problems
-
-
-def _check_edge(config: StackConfig) -> list[str]:
-    """Users reach Prods through the edge proxy: it needs a default and a way to every Prod."""
-    if not config.prods:
-        return []
-    if config.edge is None:
-        return [
-            f"{PROJECT}:edge: Prods are reached through the edge proxy; give at least "
-            "edge.defaultSegment (where requests with no known segment go)"
-        ]
-    problems = []
-    names = [s.name for s in config.segments]
-    if config.edge.default_segment not in names:
-        problems.append(
-            f"{PROJECT}:edge.defaultSegment: unknown segment {config.edge.default_segment!r}"
-            f"{_did_you_mean(config.edge.default_segment, names)}"
-        )
-    hosting = {p.cluster for p in config.prods.values()}
-    for prod, spec in sorted(config.prods.items()):
-        if len(hosting) > 1 and prod not in config.edge.addresses:
-            problems.append(
-                f"{PROJECT}:edge.addresses.{prod}: proxies on the other clusters "
-                f"({', '.join(sorted(hosting - {spec.cluster}))}) reach {prod} only at an "
-                "address they can route to: give its host:port there"
-            )
-    for prod in sorted(set(config.edge.addresses) - set(config.prods)):
-        problems.append(f"{PROJECT}:edge.addresses.{prod}: unknown prod")
-    return problems
-
-
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
-
-
-def _check_prods(config: StackConfig) -> list[str]:
-    """Prod, app and release rules, and where users go while clusters are drained.
-
-    The placement and the release plan are only worked out once every Prod and segment
-    reference resolves; the reference problems are reported above.
-    """
-    # Late import: both modules are built on this one's models.
-    from model import placement
-    from model import release as waves
-
-    problems = []
-    for name in sorted(_duplicates(p.lower() for p in config.prods)):
-        clash = sorted(p for p in config.prods if p.lower() == name)
-        problems.append(
-            f"{PROJECT}:prods: {' and '.join(clash)} differ only in case; their Kubernetes "
-            f"namespaces (prod-{name}) would clash"
-        )
-    if config.app is not None:
-        if ":" in config.app.image.rsplit("/", 1)[-1]:
-            problems.append(
-                f"{PROJECT}:app.image: give the image without a tag ({config.app.image!r}); "
-                "each Prod's tag is the release version of its wave"
-            )
-        if int(config.app.max_surge.rstrip("%")) == 0:
-            problems.append(
-                f"{PROJECT}:app.maxSurge: must be above 0: rollouts never take a Pod away "
-                "before its replacement is ready (maxUnavailable is 0), so they need room to surge"
-            )
-    if config.release is not None:
-        for key, version in (
-            ("version", config.release.version),
-            ("previousVersion", config.release.previous_version),
-        ):
-            if not _LABEL_VALUE.match(version):
-                problems.append(
-                    f"{PROJECT}:release.{key}: {version!r} must be an image tag that is also a "
-                    "Kubernetes label value (letters, digits, '.', '_', '-'; at most 63; "
-                    "starts and ends alphanumeric)"
-                )
-    resolved = all(p.cluster in config.cluster_names() for p in config.prods.values()) and all(
-        p in config.prods for s in config.segments for p in s.prods
-    )
-    if resolved:
-        problems.extend(placement.capacity_problems(config))
-        problems.extend(placement.placement_problems(config))
-        problems.extend(waves.release_problems(config))
-    return problems
-
-
-PRIVATE_RANGES = tuple(
-    IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
-)
-
-
-# Octavia's own rules (octavia/common/constants.py VALID_LISTENER_POOL_PROTOCOL_MAP, and
-# octavia/api/v2/controllers/health_monitor.py), which it enforces only when the API is called.
-LISTENER_POOL_PROTOCOLS: dict[str, frozenset[str]] = {
-    "TCP": frozenset({"HTTP", "HTTPS", "PROXY", "PROXYV2", "TCP"}),
-    "HTTP": frozenset({"HTTP", "PROXY", "PROXYV2"}),
-    "HTTPS": frozenset({"HTTPS", "PROXY", "PROXYV2", "TCP"}),
-    "TERMINATED_HTTPS": frozenset({"HTTP", "PROXY", "PROXYV2"}),
-    "UDP": frozenset({"UDP"}),
-}
-UDP_POOL_MONITORS = frozenset({"UDP-CONNECT", "TCP", "HTTP"})
-UDP_CONNECT_MIN_DELAY = 3  # [api_settings] udp_connect_min_interval_health_monitor default
-HTTP_MONITORS = frozenset({"HTTP", "HTTPS"})
-
-
-def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
-    """What Octavia's API refuses for one listener, its pool and monitor, said at config time."""
-    problems = []
-    pool = listener.pool
-    if pool.protocol not in LISTENER_POOL_PROTOCOLS[listener.protocol]:
-        allowed = ", ".join(sorted(LISTENER_POOL_PROTOCOLS[listener.protocol]))
-        problems.append(
-            f"{path}.pool.protocol: Octavia refuses a {pool.protocol} pool behind a "
-            f"{listener.protocol} listener (allowed: {allowed})"
-        )
-    tls = listener.default_tls_container_ref
-    if listener.protocol == "TERMINATED_HTTPS" and tls is None:
-        problems.append(
-            f"{path}.defaultTlsContainerRef: a TERMINATED_HTTPS listener needs the Barbican "
-            "container of its certificate (Octavia refuses it without one)"
-        )
-    if listener.protocol != "TERMINATED_HTTPS" and tls is not None:
-        problems.append(
-            f"{path}.defaultTlsContainerRef: only a TERMINATED_HTTPS listener takes a "
-            f"certificate; this one is {listener.protocol}"
-        )
-    monitor = pool.health_monitor
-    if monitor is not None:
-        where = f"{path}.pool.healthMonitor"
-        if pool.protocol == "UDP" and monitor.type not in UDP_POOL_MONITORS:
-            problems.append(
-                f"{where}.type: a UDP pool takes a {', '.join(sorted(UDP_POOL_MONITORS))} "
-                f"monitor, not {monitor.type}"
-            )
-        if pool.protocol != "UDP" and monitor.type == "UDP-CONNECT":
-            problems.append(f"{where}.type: UDP-CONNECT monitors only UDP pools")
-        if monitor.type == "UDP-CONNECT" and monitor.delay < UDP_CONNECT_MIN_DELAY:
-            problems.append(
-                f"{where}.delay: a UDP-CONNECT monitor needs a delay of at least "
-                f"{UDP_CONNECT_MIN_DELAY} s"
-            )
-        for key, value in (
-            ("urlPath", monitor.url_path),
-            ("expectedCodes", monitor.expected_codes),
-        ):
-            if value is not None and monitor.type not in HTTP_MONITORS:
-                problems.append(f"{where}.{key}: only HTTP and HTTPS monitors take it")
-    for (address, port), count in Counter((str(m.address), m.port) for m in pool.members).items():
-        if count > 1:
-            problems.append(
-                f"{path}.pool.members: {address}:{port} is listed {count} times; Octavia keeps "
-                "one member per address and port"
-            )
-    return problems
-
-
-def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
-    problems = []
-    address = lb.dns.octavia_address
-    if lb.dns.octavia_vip == "public" and address is None:
-        problems.append(
-            f"{path}.dns.octaviaAddress: required with octaviaVip: public. The VIP itself is a "
-            "tenant address that Route53 cannot reach or check; give its floating IP, or set "
-            "octaviaVip: private with an octaviaAlarm"
-        )
-    if lb.dns.octavia_vip == "public" and address and any(address in r for r in PRIVATE_RANGES):
-        problems.append(
-            f"{path}.dns.octaviaAddress: {address} is private, so Route53's checkers cannot "
-            "reach it; give the public (floating) address, or set octaviaVip: private with an "
-            "octaviaAlarm"
-        )
-    if lb.create is not None:
-        listeners = lb.create.listeners
-        for name in sorted(_duplicates(li.name for li in listeners)):
-            problems.append(f"{path}.create.listeners: duplicate name {name!r}")
-        for (protocol, port), count in Counter((_l4(li), li.port) for li in listeners).items():
-            if count > 1:
-                problems.append(
-                    f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
-                )
-        problems.extend(_check_udp(lb, path))
-        for i, listener in enumerate(listeners):
-            problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
-            for j, member in enumerate(listener.pool.members):
-                if not any(member.address in cidr for cidr in config.on_prem.dx_cidrs):
-                    problems.append(
-                        f"{path}.create.listeners[{i}].pool.members[{j}].address: {member.address} "
-                        "is outside onPrem.dxCidrs, so the NLB cannot reach it over Direct Connect"
-                    )
-    return problems
-
-
-UDP_WITHOUT_RETURN_PATH = (
-    "the NLB twin would carry UDP, and NLB always preserves the client IP for UDP target "
-    "groups: members answer the client's own address directly, so replies bypass Direct "
-    "Connect and the NLB and are dropped. Set nlb.udpRepliesOverDx: true once the on-prem "
-    "network routes replies for client addresses back over Direct Connect, or serve this "
-    "listener from Octavia only"
-)
-
-
-def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
-    """UDP on the twin needs a return path; TCP and UDP on one port need the same members."""
-    assert lb.create is not None
-    problems = []
-    listeners = lb.create.listeners
-    for i, listener in enumerate(listeners):
-        if listener.protocol == "UDP" and not lb.nlb.udp_replies_over_dx:
-            problems.append(f"{path}.create.listeners[{i}].protocol: {UDP_WITHOUT_RETURN_PATH}")
-    by_port: dict[int, list[int]] = {}
-    for i, listener in enumerate(listeners):
-        by_port.setdefault(listener.port, []).append(i)
-    for port, indices in sorted(by_port.items()):
-        if len(indices) != 2:
-            continue
-        tcp, udp = sorted(indices, key=lambda i: _l4(listeners[i]))
-        members = [
-            {(str(m.address), m.port) for m in listeners[i].pool.members} for i in (tcp, udp)
-        ]
-        if members[0] != members[1]:
-            only = ", ".join(f"{a}:{p}" for a, p in sorted(members[0] ^ members[1]))
-            problems.append(
-                f"{path}.create.listeners[{udp}].pool.members: port {port} is one TCP_UDP target "
-                "group on the NLB, which sends both TCP and UDP to every target, so both pools "
-                f"need the same members; in one pool only: {only}"
-            )
-    return problems
-
-
-def _l4(listener: Listener) -> str:
-    """The transport a listener occupies; HTTP-family listeners all sit on TCP."""
-    return "UDP" if listener.protocol == "UDP" else "TCP"

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from model.config import Discovery, LoadBalancer
-from providers.octavia_nlb_sync.octavia import TaggedLoadBalancer
+from model.octavia import TaggedLoadBalancer
 
 PREFIX = "hybrid-infra/"
 KEYS = ("address", "record", "zone", "weights", "check-port")

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from providers.octavia_nlb_sync.octavia import Monitor
+from model.octavia import Monitor
 
 LISTENER_TRANSPORT = {
     "TCP": "TCP",

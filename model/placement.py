@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from model.config import PROJECT, OnPremClusterSpec, Prod, Segment, StackConfig, twin_name
+from model.config import Prod, Segment, StackConfig
+from model.fleet import drained_clusters
 
 FULL = 100
 """Route weights are percentages of the segment's requests."""
@@ -89,7 +90,7 @@ def place(
 
     stranded = []
     for segment in sorted(homeless, key=lambda s: (-s.users, s.name)):
-        target = _roomiest(prods, load, down, segment.users)
+        target = roomiest(prods, load, down, segment.users)
         if target is None:
             clusters = sorted({prods[p].cluster for p in segment.prods if p in prods})
             stranded.append(Stranded(segment.name, segment.users, tuple(clusters)))
@@ -104,79 +105,8 @@ def spare(prods: Mapping[str, Prod], load: Mapping[str, int], prod: str) -> int:
     return prods[prod].capacity - load.get(prod, 0)
 
 
-def drained_clusters(config: StackConfig) -> frozenset[str]:
-    """Drained clusters by the names Prods use, twins included."""
-    down = set()
-    for name, spec in config.clusters.items():
-        if spec.drained:
-            down.add(name)
-            if isinstance(spec, OnPremClusterSpec) and spec.twin:
-                down.add(twin_name(name))
-    return frozenset(down)
-
-
-def drained_by(config: StackConfig, cluster: str) -> str:
-    """The configured cluster whose `drained` drains `cluster` (a twin goes with its cluster)."""
-    for name, spec in config.clusters.items():
-        if isinstance(spec, OnPremClusterSpec) and spec.twin and twin_name(name) == cluster:
-            return name
-    return cluster
-
-
 def placement_for(config: StackConfig) -> Placement:
     return place(config.prods, config.segments, drained_clusters(config))
-
-
-def capacity_problems(config: StackConfig) -> list[str]:
-    """With nothing drained, every Prod must hold the segments configured on it."""
-    nominal = place(config.prods, config.segments)
-    problems = []
-    for name, prod in config.prods.items():
-        if nominal.load[name] > prod.capacity:
-            served = ", ".join(s.name for s in config.segments if name in s.prods)
-            problems.append(
-                f"{PROJECT}:prods.{name}.capacity: {prod.capacity} is below the "
-                f"{nominal.load[name]} users of the segments on it ({served}); a Prod of a "
-                "redundant pair must carry its segment alone when the other fails"
-            )
-    for cluster in config.cluster_names():
-        on_it = sorted(n for n, p in config.prods.items() if p.cluster == cluster)
-        total = sum(config.prods[n].capacity for n in on_it)
-        if total > config.cluster_capacity(cluster):
-            problems.append(
-                f"{PROJECT}:clusters.{drained_by(config, cluster)}.capacity: "
-                f"{config.cluster_capacity(cluster)} users, but the Prods on {cluster} "
-                f"({', '.join(on_it)}) are sized for {total}; raise the cluster's capacity "
-                "(and its nodes) or move a Prod"
-            )
-    return problems
-
-
-def placement_problems(config: StackConfig) -> list[str]:
-    """One line per drained cluster whose segments cannot go anywhere else."""
-    placement = placement_for(config)
-    if not placement.stranded:
-        return []
-    by_cluster: dict[str, list[Stranded]] = {}
-    for stranded in placement.stranded:
-        for cluster in sorted({drained_by(config, c) for c in stranded.clusters}):
-            by_cluster.setdefault(cluster, []).append(stranded)
-    roomiest = _roomiest(config.prods, placement.load, placement.drained, 0)
-    best = (
-        f"the most spare room is {spare(config.prods, placement.load, roomiest)} users on "
-        f"{roomiest}"
-        if roomiest is not None
-        else "no Prod on a cluster that is not drained takes users"
-    )
-    problems = []
-    for cluster, segments in sorted(by_cluster.items()):
-        listed = ", ".join(f"{s.segment} ({s.users} users)" for s in segments)
-        problems.append(
-            f"{PROJECT}:clusters.{cluster}.drained: cannot re-place segment(s) {listed}: "
-            "no Prod on a cluster that is not drained has that much spare capacity "
-            f"({best}); raise a Prod's capacity, add a Prod, or undrain {cluster}"
-        )
-    return problems
 
 
 def _routes(segment: Segment, live: Sequence[str], prods: Mapping[str, Prod]) -> SegmentRoutes:
@@ -195,7 +125,7 @@ def _even(n: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(n)]
 
 
-def _roomiest(
+def roomiest(
     prods: Mapping[str, Prod], load: Mapping[str, int], down: frozenset[str], users: int
 ) -> str | None:
     """The non-test Prod off drained clusters with the most spare room, if it fits `users`."""

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from model.config import PROJECT, Prod, Segment, StackConfig
+from model.config import Prod, Segment, StackConfig
 
 Tier = Literal["test", "small", "redundant", "rest"]
 TIERS: tuple[Tier, ...] = ("test", "small", "redundant", "rest")
@@ -210,27 +210,6 @@ def release_plan(config: StackConfig) -> ReleasePlan:
         release.wave,
         release.verified,
     )
-
-
-def release_problems(config: StackConfig) -> list[str]:
-    """Release rules that need the plan: the wave exists, and users get only verified versions."""
-    if config.release is None or not config.prods:
-        return []
-    plan = release_plan(config)
-    path = f"{PROJECT}:release"
-    problems = []
-    if plan.current > plan.last:
-        problems.append(
-            f"{path}.wave: {plan.current} is past the last wave ({plan.last}); "
-            f"the plan is {describe_waves(plan)}"
-        )
-    if plan.current > plan.test_waves and not plan.verified:
-        problems.append(
-            f"{path}.verified: wave {plan.current} reaches users, but version "
-            f"{plan.version} is not verified; verify it on the test Prod(s) and set "
-            "verified: true, or set wave back"
-        )
-    return problems
 
 
 def alert_matcher(prods: Iterable[str]) -> str:

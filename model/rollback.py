@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from model.config import StackConfig
-from model.placement import drained_clusters, placement_for
+from model.fleet import drained_clusters
+from model.placement import placement_for
 from model.release import release_plan
 
 

@@ -1,4 +1,8 @@
-"""The one reader of `Pulumi.<stack>.yaml` for the operator tools (synth, waves, promote).
+"""The one reader of `Pulumi.<stack>.yaml`, and the names every reader shares.
+
+The synth tool, waves and promote read stack files here; the program gets the same values from
+the engine. `PROJECT` (the config namespace), `STACK_ORDER` and the secret placeholder are
+written down once, here.
 
 Every mistake a user can make here (an unknown stack, a missing or unreadable file, a YAML
 syntax error) becomes a `StackFileError` whose message is one line that names the file, and
@@ -8,6 +12,7 @@ the line and column for a syntax error; the tools print it and exit 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,7 @@ class StackFile:
         secret_keys: list[str] = []
         for key, value in (self.document.get("config") or {}).items():
             full_key = key if ":" in key else f"{PROJECT}:{key}"
-            if isinstance(value, dict) and set(value) == {"secure"}:
+            if _is_secure(value):
                 config[full_key] = SECRET_PLACEHOLDER
                 secret_keys.append(full_key)
             elif isinstance(value, str):
@@ -51,13 +56,22 @@ class StackFile:
 
     def project_values(self) -> dict[str, Any]:
         """The `hybrid-infra:*` values as YAML gives them (keys without the namespace)."""
-        raw: dict[str, Any] = {}
-        for key, value in (self.document.get("config") or {}).items():
-            namespace, _, name = key.partition(":")
-            if namespace == PROJECT:
-                secure = isinstance(value, dict) and set(value) == {"secure"}
-                raw[name] = SECRET_PLACEHOLDER if secure else value
-        return raw
+        return project_values(self.document)
+
+
+def project_values(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A stack document's `hybrid-infra:*` values, keys without the namespace; secure values
+    become the placeholder (no tool holds the stack's key)."""
+    raw: dict[str, Any] = {}
+    for key, value in (document.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT:
+            raw[name] = SECRET_PLACEHOLDER if _is_secure(value) else value
+    return raw
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"secure"}
 
 
 def stack_names(root: Path) -> list[str]:

@@ -18,10 +18,14 @@ import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from components.clusters.fleet import ClusterFleet, twin_spec
-from components.clusters.gke import blue_green_update_timeout, node_pool_name
+from components.clusters.fleet import ClusterFleet
+from components.clusters.gke import blue_green_update_timeout
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
-from model.config import ConfigError, GkeClusterSpec, parse
+from model import fleet
+from model.config import ConfigError, GkeClusterSpec
+from model.fleet import twin_spec
+from model.gke_names import node_pool_name
+from model.stack import parse
 from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
 
 NS = "hybrid-infra:"
@@ -299,7 +303,7 @@ def test_fleet_exposes_every_cluster_by_name_with_a_secret_kubeconfig():
 
     contextvars.Context().run(run)
     assert seen["kinds"] == {"A": "onprem", "B": "eks", "C": "onprem", "G": "gke", "A-eks": "eks"}
-    assert list(seen["kinds"]) == list(config.cluster_names())
+    assert list(seen["kinds"]) == list(fleet.clusters(config))
     assert seen["providers"] == {"Provider"}
     assert all(seen["secret"].values()), seen["secret"]
 

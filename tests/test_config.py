@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from model.config import ConfigError, parse
+from model import fleet
+from model.config import ConfigError
+from model.stack import parse
 from tools.synth import ProgramFailed, stack_config, synthesize
 
 NS = "hybrid-infra:"
@@ -51,7 +53,7 @@ def test_secure_values_are_secret_placeholders():
 
 def test_prod_has_the_seed_layout():
     config = parse(prod_raw())
-    assert set(config.cluster_names()) == {"A", "B", "C", "G", "A-eks"}
+    assert set(fleet.clusters(config)) == {"A", "B", "C", "G", "A-eks"}
     assert set(config.prods) == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
     redundant = [s for s in config.segments if len(s.prods) == 2]
     assert [s.prods for s in redundant] == [("A-2", "B-1")]

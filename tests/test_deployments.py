@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig
-from tools.synth import synthesis as synth
 from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
+from tools.synth import synthesis as synth
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"

@@ -12,7 +12,7 @@ from keystoneauth1 import session as ks_session
 
 from model.config import Discovery
 from model.discovery import twins
-from providers.octavia_nlb_sync.octavia import TaggedLoadBalancer
+from model.octavia import TaggedLoadBalancer
 from tests.fixtures.octavia import post_lb, wait_lb_active
 from tools.synth import stack_config, synthesize
 

@@ -7,15 +7,15 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.dns import effective_weights
-from model.config import parse
 from model.nlb_mapping import (
     MappingError,
     OctaviaListener,
     map_health_check,
     map_listeners,
 )
+from model.octavia import Monitor
+from model.stack import parse
 from providers.octavia_nlb_sync import octavia
-from providers.octavia_nlb_sync.octavia import Monitor
 from tests.fixtures.octavia import post_lb
 from tools.synth import ProgramFailed, stack_config, synthesize
 

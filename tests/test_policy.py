@@ -29,7 +29,7 @@ from pulumi_policy import (
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from model.config import _REQUIRED_TAGS
+from model.rules import REQUIRED_TAGS
 from policy import hybrid_policies as hp
 from tools.synth import Registered, synthesize
 
@@ -185,7 +185,7 @@ def test_rules_are_mandatory_except_tags():
 
 
 def test_required_tags_are_the_ones_the_config_model_requires():
-    assert tuple(hp.REQUIRED_TAGS) == tuple(_REQUIRED_TAGS)
+    assert tuple(hp.REQUIRED_TAGS) == tuple(REQUIRED_TAGS)
 
 
 def test_pack_main_builds_one_pack_with_every_policy(monkeypatch):

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.clusters.fleet import twin_spec
 from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
-from model.config import ConfigError, OnPremClusterSpec, Prod, Segment, parse, twin_name
-from model.placement import drained_clusters, place
+from model.config import ConfigError, OnPremClusterSpec, Prod, Segment
+from model.fleet import drained_clusters, twin_name, twin_spec
+from model.placement import place
 from model.release import release_plan
+from model.stack import parse
 from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
 
 NS = "hybrid-infra:"

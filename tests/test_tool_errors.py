@@ -1,7 +1,7 @@
 """The operator tools as a user runs them (`python -m tools.synth`, `tools.release.waves`,
 `tools.release.promote`: a real process): every typical mistake is one line on stderr and exit
-2, before any slow work, and never a traceback; and the tools import with only the non-dev dependencies, as the workflow and Deployments
-install them."""
+2, before any slow work, and never a traceback; and the tools import with only the non-dev
+dependencies, as the workflow and Deployments install them."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.config import ConfigError, Prod, Segment, parse
+from model.config import ConfigError, Prod, Segment
 from model.release import (
     ALERT_LABEL,
     SMALL_PERCENT,
@@ -22,6 +22,7 @@ from model.release import (
     plan_release,
     release_plan,
 )
+from model.stack import parse
 from model.stackfile import ROOT
 from tools.release import waves as tool
 from tools.synth import snapshot, stack_config, synthesize

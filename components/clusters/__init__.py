@@ -1,7 +1,7 @@
 """Kubernetes clusters as cattle: on-prem (Magnum), EKS (with twins) and GKE (pool per version)."""
 
 from components.clusters.eks import EksCluster
-from components.clusters.fleet import ClusterFleet, ClusterHandle, fleet_problems
+from components.clusters.fleet import ClusterFleet, ClusterHandle
 from components.clusters.gke import BlueGreenNodePool, GkeCluster
 from components.clusters.onprem import OnPremCluster
 
@@ -12,5 +12,4 @@ __all__ = [
     "EksCluster",
     "GkeCluster",
     "OnPremCluster",
-    "fleet_problems",
 ]

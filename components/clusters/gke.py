@@ -18,11 +18,9 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.clusters.kubeconfig import gke_kubeconfig
-from model.config import PROJECT, GkeBlueGreen, GkeClusterSpec
+from model.config import GkeBlueGreen, GkeClusterSpec
+from model.gke_names import gke_name, node_pool_name
 from providers.node_pool_drain import NodePoolDrain
-
-GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
-"""GKE cluster and node pool names: lowercase, start with a letter, at most 40 characters."""
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -144,26 +142,6 @@ class BlueGreenNodePool(pulumi.ComponentResource):
         self.register_outputs({"poolName": self.pool_name})
 
 
-def node_pool_name(cluster_key: str, spec: GkeClusterSpec) -> str:
-    """`g-1-30-5-gke-1014-r42`: cluster, then the version (pool-per-version only), then deploy id.
-
-    Under `blue-green` the version stays out of the name, so that a new version is an in-place
-    update which GKE carries out as its own blue-green upgrade.
-    """
-    parts = [_dns_label(cluster_key)]
-    if spec.upgrade == "pool-per-version":
-        parts.append(_dns_label(spec.node_pool.version))
-    else:
-        parts.append("pool")
-    if spec.node_pool.deploy_id:
-        parts.append(spec.node_pool.deploy_id)
-    return "-".join(parts)
-
-
-def gke_name(cluster_key: str) -> str:
-    return _dns_label(cluster_key)
-
-
 def upgrade_settings(spec: GkeClusterSpec) -> gcp.container.NodePoolUpgradeSettingsArgs:
     """SURGE (one extra node, none unavailable) for pool-per-version; GKE's BLUE_GREEN otherwise."""
     if spec.upgrade != "blue-green":
@@ -202,30 +180,6 @@ def blue_green_update_timeout(spec: GkeClusterSpec) -> str | None:
         blue_green.batch_soak_duration_seconds + 3600
     )
     return f"{seconds // 60 + 30}m"
-
-
-def gke_problems(cluster_key: str, spec: GkeClusterSpec) -> list[str]:
-    """Config mistakes the config model does not catch, with their key paths."""
-    path = f"{PROJECT}:clusters.{cluster_key}"
-    problems = []
-    for what, value in (
-        ("cluster", gke_name(cluster_key)),
-        ("pool", node_pool_name(cluster_key, spec)),
-    ):
-        if not GKE_NAME.match(value):
-            problems.append(
-                f"{path}: the GKE {what} name would be {value!r}; GKE needs 1-40 lowercase "
-                "letters, digits or hyphens starting with a letter (shorten the cluster name "
-                "or the deploy id)"
-            )
-    bg = spec.blue_green
-    if bg is not None and bg.batch_percentage is not None and bg.batch_node_count is not None:
-        problems.append(f"{path}.blueGreen: give batchPercentage or batchNodeCount, not both")
-    return problems
-
-
-def _dns_label(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _label_value(version: str) -> str:

@@ -11,7 +11,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openstack
@@ -21,6 +20,7 @@ from keystoneauth1 import exceptions as ksa_exceptions
 from keystoneauth1 import loading as ksa_loading
 from openstack import exceptions as sdk_exceptions
 
+from model.octavia import Listener, LoadBalancer, Monitor, Pool, TaggedLoadBalancer
 from providers.octavia_nlb_sync.planner import Member
 
 API_TIMEOUT_SECONDS = 30
@@ -29,56 +29,6 @@ T = TypeVar("T")
 
 class OctaviaUnavailable(Exception):
     """Octavia could not be read; the sync stopped before any write."""
-
-
-@dataclass(frozen=True, slots=True)
-class Monitor:
-    type: str
-    delay: int
-    timeout: int
-    max_retries: int
-    max_retries_down: int
-    url_path: str | None = None
-    expected_codes: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    id: str
-    protocol: str
-    lb_algorithm: str
-    monitor: Monitor | None
-    member_ports: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    id: str
-    name: str
-    protocol: str
-    protocol_port: int
-    default_pool_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TaggedLoadBalancer:
-    """An LB as the tag listing shows it: enough to decide whether and how to twin it."""
-
-    id: str
-    name: str
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadBalancer:
-    """What the NLB twin mirrors of an Octavia LB."""
-
-    id: str
-    name: str
-    vip_address: str
-    provisioning_status: str
-    listeners: tuple[Listener, ...]
-    pools: tuple[Pool, ...]
 
 
 def connect(

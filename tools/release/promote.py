@@ -35,8 +35,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from model import stackfile
-from model.config import ConfigError, parse
-from model.stackfile import PROJECT, ROOT, SECRET_PLACEHOLDER, STACK_ORDER, StackFileError
+from model.config import ConfigError
+from model.stack import parse
+from model.stackfile import PROJECT, ROOT, STACK_ORDER, StackFileError
 
 # What a promotion copies, as key paths under `hybrid-infra:`.
 PROMOTED: tuple[tuple[str, str], ...] = (("release", "version"), ("app", "image"))
@@ -150,21 +151,10 @@ def plan(
     return tuple(c for c in changes if c.old != c.new)
 
 
-def namespaced(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The `hybrid-infra:*` values of a stack file, keyed without the namespace."""
-    config = document.get("config") or {}
-    prefix = f"{PROJECT}:"
-    return {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
-
-
 def validate(document: Mapping[str, Any], stack: str) -> None:
     """The promoted file must still be a valid stack: refuse rather than write a broken one."""
-    raw = {
-        k: SECRET_PLACEHOLDER if isinstance(v, Mapping) and set(v) == {"secure"} else v
-        for k, v in namespaced(document).items()
-    }
     try:
-        parse(raw, source=f"Pulumi.{stack}.yaml")
+        parse(stackfile.project_values(document), source=f"Pulumi.{stack}.yaml")
     except ConfigError as error:
         problems = "\n".join(f"  - {p}" for p in error.problems)
         raise PromotionRefused(
@@ -289,8 +279,8 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False) -> P
     changes = plan(
         source,
         target,
-        namespaced(source_stack.document),
-        namespaced(target_stack.document),
+        stackfile.project_values(source_stack.document),
+        stackfile.project_values(target_stack.document),
     )
     if not changes:
         return Promotion(source, target, target_file, (), "", written=False)

@@ -39,11 +39,12 @@ import yaml
 from ruamel.yaml import YAML
 
 from model import stackfile
-from model.config import ConfigError, StackConfig, parse
+from model.config import ConfigError, StackConfig
 from model.placement import placement_for
 from model.release import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on, release_plan
 from model.rollback import RollbackRefused, rollback
-from model.stackfile import PROJECT, ROOT, StackFile, StackFileError
+from model.stack import parse
+from model.stackfile import PROJECT, ROOT, StackFileError
 
 ALERTMANAGER_ENV = "ALERTMANAGER_URL"
 RELEASE_KEY = f"{PROJECT}:release"
@@ -66,9 +67,7 @@ def load_config(text: str, source: str = "the stack file") -> StackConfig:
     Secure values cannot be read without the stack's key; they become a placeholder, as under
     `tools.synth`. No release rule looks at a secret.
     """
-    document = yaml.safe_load(text) or {}
-    stack_file = StackFile("", Path(source), text, document)
-    return parse(stack_file.project_values(), source=source)
+    return parse(stackfile.project_values(yaml.safe_load(text) or {}), source=source)
 
 
 # --- the plan, for people -------------------------------------------------------------------

@@ -1,0 +1,411 @@
+"""Every rule that spans keys of a stack file, each problem with its key path (pure).
+
+`model.stack.parse` runs all of them on every read (the program, synth, the release tools), so
+no caller can forget one. Rules that Octavia, AWS or GKE would otherwise enforce only when the
+API is called are stated here, at config time; docs/cloud-rules.md lists their sources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from ipaddress import IPv4Network
+
+from model import fleet
+from model.config import (
+    GkeClusterSpec,
+    Listener,
+    LoadBalancer,
+    OnPremClusterSpec,
+    StackConfig,
+    did_you_mean,
+    duplicates,
+)
+from model.gke_names import GKE_NAME, gke_name, node_pool_name
+from model.placement import Stranded, place, placement_for, roomiest, spare
+from model.release import describe_waves, release_plan
+from model.stackfile import PROJECT
+
+REQUIRED_TAGS = ("owner", "cost-center", "environment")
+
+
+def problems(config: StackConfig) -> list[str]:
+    """Every rule across keys; an empty list means the stack may be built."""
+    problems = []
+    lbs = f"{PROJECT}:loadBalancers"
+    for name in sorted(duplicates(lb.name for lb in config.load_balancers)):
+        problems.append(f"{lbs}: duplicate name {name!r}")
+    for fqdn in sorted(duplicates(lb.dns.fqdn for lb in config.load_balancers)):
+        problems.append(f"{lbs}: DNS name {fqdn!r} is used by more than one load balancer")
+    for i, lb in enumerate(config.load_balancers):
+        problems.extend(_check_lb(config, lb, f"{lbs}[{i}]"))
+
+    for name, cluster in config.clusters.items():
+        twin = fleet.twin_name(name)
+        if isinstance(cluster, OnPremClusterSpec) and cluster.twin and twin in config.clusters:
+            problems.append(
+                f"{PROJECT}:clusters.{name}.twin: the twin would be named {twin}, "
+                "which is already a configured cluster"
+            )
+        if isinstance(cluster, GkeClusterSpec):
+            problems.extend(_gke(name, cluster))
+    clusters = fleet.clusters(config)
+    eks = [n for n, c in clusters.items() if c.kind == "eks"]
+    if eks and not config.aws.cluster_admin_roles:
+        problems.append(
+            f"{PROJECT}:aws.clusterAdminRoles: the EKS clusters ({', '.join(eks)}) admit only IAM "
+            "principals with an access entry; name the roles that preview and deploy this stack "
+            "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
+        )
+    for name, prod in config.prods.items():
+        if prod.cluster not in clusters:
+            problems.append(
+                f"{PROJECT}:prods.{name}.cluster: unknown cluster {prod.cluster!r}"
+                f"{did_you_mean(prod.cluster, clusters)}"
+            )
+    segs = f"{PROJECT}:segments"
+    for name in sorted(duplicates(s.name for s in config.segments)):
+        problems.append(f"{segs}: duplicate name {name!r}")
+    for i, segment in enumerate(config.segments):
+        for j, prod_name in enumerate(segment.prods):
+            if prod_name not in config.prods:
+                problems.append(
+                    f"{segs}[{i}].prods[{j}]: unknown prod {prod_name!r}"
+                    f"{did_you_mean(prod_name, config.prods)}"
+                )
+        known = [config.prods[p].cluster for p in segment.prods if p in config.prods]
+        if len(segment.prods) == 2 and len(known) == 2 and known[0] == known[1]:
+            problems.append(
+                f"{segs}[{i}].prods: a redundant segment needs Prods on two different clusters "
+                f"(both are on {known[0]!r})"
+            )
+    problems.extend(_check_edge(config))
+    if config.prods and (config.app is None or config.release is None):
+        problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
+    problems.extend(_check_prods(config))
+    for tag in REQUIRED_TAGS:
+        if tag not in config.tags:
+            problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
+    return problems
+
+
+def _check_edge(config: StackConfig) -> list[str]:
+    """Users reach Prods through the edge proxy: it needs a default and a way to every Prod."""
+    if not config.prods:
+        return []
+    if config.edge is None:
+        return [
+            f"{PROJECT}:edge: Prods are reached through the edge proxy; give at least "
+            "edge.defaultSegment (where requests with no known segment go)"
+        ]
+    problems = []
+    names = [s.name for s in config.segments]
+    if config.edge.default_segment not in names:
+        problems.append(
+            f"{PROJECT}:edge.defaultSegment: unknown segment {config.edge.default_segment!r}"
+            f"{did_you_mean(config.edge.default_segment, names)}"
+        )
+    hosting = {p.cluster for p in config.prods.values()}
+    for prod, spec in sorted(config.prods.items()):
+        if len(hosting) > 1 and prod not in config.edge.addresses:
+            problems.append(
+                f"{PROJECT}:edge.addresses.{prod}: proxies on the other clusters "
+                f"({', '.join(sorted(hosting - {spec.cluster}))}) reach {prod} only at an "
+                "address they can route to: give its host:port there"
+            )
+    for prod in sorted(set(config.edge.addresses) - set(config.prods)):
+        problems.append(f"{PROJECT}:edge.addresses.{prod}: unknown prod")
+    return problems
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+
+
+def _check_prods(config: StackConfig) -> list[str]:
+    """Prod, app and release rules, and where users go while clusters are drained.
+
+    The placement and the release plan are only worked out once every Prod and segment
+    reference resolves; the reference problems are reported above.
+    """
+    # Late import: both modules are built on this one's models.
+
+    problems = []
+    for name in sorted(duplicates(p.lower() for p in config.prods)):
+        clash = sorted(p for p in config.prods if p.lower() == name)
+        problems.append(
+            f"{PROJECT}:prods: {' and '.join(clash)} differ only in case; their Kubernetes "
+            f"namespaces (prod-{name}) would clash"
+        )
+    if config.app is not None:
+        if ":" in config.app.image.rsplit("/", 1)[-1]:
+            problems.append(
+                f"{PROJECT}:app.image: give the image without a tag ({config.app.image!r}); "
+                "each Prod's tag is the release version of its wave"
+            )
+        if int(config.app.max_surge.rstrip("%")) == 0:
+            problems.append(
+                f"{PROJECT}:app.maxSurge: must be above 0: rollouts never take a Pod away "
+                "before its replacement is ready (maxUnavailable is 0), so they need room to surge"
+            )
+    if config.release is not None:
+        for key, version in (
+            ("version", config.release.version),
+            ("previousVersion", config.release.previous_version),
+        ):
+            if not _LABEL_VALUE.match(version):
+                problems.append(
+                    f"{PROJECT}:release.{key}: {version!r} must be an image tag that is also a "
+                    "Kubernetes label value (letters, digits, '.', '_', '-'; at most 63; "
+                    "starts and ends alphanumeric)"
+                )
+    clusters = fleet.clusters(config)
+    resolved = all(p.cluster in clusters for p in config.prods.values()) and all(
+        p in config.prods for s in config.segments for p in s.prods
+    )
+    if resolved:
+        problems.extend(_capacity(config))
+        problems.extend(_placement(config))
+        problems.extend(_release(config))
+    return problems
+
+
+PRIVATE_RANGES = tuple(
+    IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+# Octavia's own rules (octavia/common/constants.py VALID_LISTENER_POOL_PROTOCOL_MAP, and
+# octavia/api/v2/controllers/health_monitor.py), which it enforces only when the API is called.
+LISTENER_POOL_PROTOCOLS: dict[str, frozenset[str]] = {
+    "TCP": frozenset({"HTTP", "HTTPS", "PROXY", "PROXYV2", "TCP"}),
+    "HTTP": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "HTTPS": frozenset({"HTTPS", "PROXY", "PROXYV2", "TCP"}),
+    "TERMINATED_HTTPS": frozenset({"HTTP", "PROXY", "PROXYV2"}),
+    "UDP": frozenset({"UDP"}),
+}
+UDP_POOL_MONITORS = frozenset({"UDP-CONNECT", "TCP", "HTTP"})
+UDP_CONNECT_MIN_DELAY = 3  # [api_settings] udp_connect_min_interval_health_monitor default
+HTTP_MONITORS = frozenset({"HTTP", "HTTPS"})
+
+
+def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
+    """What Octavia's API refuses for one listener, its pool and monitor, said at config time."""
+    problems = []
+    pool = listener.pool
+    if pool.protocol not in LISTENER_POOL_PROTOCOLS[listener.protocol]:
+        allowed = ", ".join(sorted(LISTENER_POOL_PROTOCOLS[listener.protocol]))
+        problems.append(
+            f"{path}.pool.protocol: Octavia refuses a {pool.protocol} pool behind a "
+            f"{listener.protocol} listener (allowed: {allowed})"
+        )
+    tls = listener.default_tls_container_ref
+    if listener.protocol == "TERMINATED_HTTPS" and tls is None:
+        problems.append(
+            f"{path}.defaultTlsContainerRef: a TERMINATED_HTTPS listener needs the Barbican "
+            "container of its certificate (Octavia refuses it without one)"
+        )
+    if listener.protocol != "TERMINATED_HTTPS" and tls is not None:
+        problems.append(
+            f"{path}.defaultTlsContainerRef: only a TERMINATED_HTTPS listener takes a "
+            f"certificate; this one is {listener.protocol}"
+        )
+    monitor = pool.health_monitor
+    if monitor is not None:
+        where = f"{path}.pool.healthMonitor"
+        if pool.protocol == "UDP" and monitor.type not in UDP_POOL_MONITORS:
+            problems.append(
+                f"{where}.type: a UDP pool takes a {', '.join(sorted(UDP_POOL_MONITORS))} "
+                f"monitor, not {monitor.type}"
+            )
+        if pool.protocol != "UDP" and monitor.type == "UDP-CONNECT":
+            problems.append(f"{where}.type: UDP-CONNECT monitors only UDP pools")
+        if monitor.type == "UDP-CONNECT" and monitor.delay < UDP_CONNECT_MIN_DELAY:
+            problems.append(
+                f"{where}.delay: a UDP-CONNECT monitor needs a delay of at least "
+                f"{UDP_CONNECT_MIN_DELAY} s"
+            )
+        for key, value in (
+            ("urlPath", monitor.url_path),
+            ("expectedCodes", monitor.expected_codes),
+        ):
+            if value is not None and monitor.type not in HTTP_MONITORS:
+                problems.append(f"{where}.{key}: only HTTP and HTTPS monitors take it")
+    for (address, port), count in Counter((str(m.address), m.port) for m in pool.members).items():
+        if count > 1:
+            problems.append(
+                f"{path}.pool.members: {address}:{port} is listed {count} times; Octavia keeps "
+                "one member per address and port"
+            )
+    return problems
+
+
+def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
+    problems = []
+    address = lb.dns.octavia_address
+    if lb.dns.octavia_vip == "public" and address is None:
+        problems.append(
+            f"{path}.dns.octaviaAddress: required with octaviaVip: public. The VIP itself is a "
+            "tenant address that Route53 cannot reach or check; give its floating IP, or set "
+            "octaviaVip: private with an octaviaAlarm"
+        )
+    if lb.dns.octavia_vip == "public" and address and any(address in r for r in PRIVATE_RANGES):
+        problems.append(
+            f"{path}.dns.octaviaAddress: {address} is private, so Route53's checkers cannot "
+            "reach it; give the public (floating) address, or set octaviaVip: private with an "
+            "octaviaAlarm"
+        )
+    if lb.create is not None:
+        listeners = lb.create.listeners
+        for name in sorted(duplicates(li.name for li in listeners)):
+            problems.append(f"{path}.create.listeners: duplicate name {name!r}")
+        for (protocol, port), count in Counter((_l4(li), li.port) for li in listeners).items():
+            if count > 1:
+                problems.append(
+                    f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
+                )
+        problems.extend(_check_udp(lb, path))
+        for i, listener in enumerate(listeners):
+            problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
+            for j, member in enumerate(listener.pool.members):
+                if not any(member.address in cidr for cidr in config.on_prem.dx_cidrs):
+                    problems.append(
+                        f"{path}.create.listeners[{i}].pool.members[{j}].address: {member.address} "
+                        "is outside onPrem.dxCidrs, so the NLB cannot reach it over Direct Connect"
+                    )
+    return problems
+
+
+UDP_WITHOUT_RETURN_PATH = (
+    "the NLB twin would carry UDP, and NLB always preserves the client IP for UDP target "
+    "groups: members answer the client's own address directly, so replies bypass Direct "
+    "Connect and the NLB and are dropped. Set nlb.udpRepliesOverDx: true once the on-prem "
+    "network routes replies for client addresses back over Direct Connect, or serve this "
+    "listener from Octavia only"
+)
+
+
+def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
+    """UDP on the twin needs a return path; TCP and UDP on one port need the same members."""
+    assert lb.create is not None
+    problems = []
+    listeners = lb.create.listeners
+    for i, listener in enumerate(listeners):
+        if listener.protocol == "UDP" and not lb.nlb.udp_replies_over_dx:
+            problems.append(f"{path}.create.listeners[{i}].protocol: {UDP_WITHOUT_RETURN_PATH}")
+    by_port: dict[int, list[int]] = {}
+    for i, listener in enumerate(listeners):
+        by_port.setdefault(listener.port, []).append(i)
+    for port, indices in sorted(by_port.items()):
+        if len(indices) != 2:
+            continue
+        tcp, udp = sorted(indices, key=lambda i: _l4(listeners[i]))
+        members = [
+            {(str(m.address), m.port) for m in listeners[i].pool.members} for i in (tcp, udp)
+        ]
+        if members[0] != members[1]:
+            only = ", ".join(f"{a}:{p}" for a, p in sorted(members[0] ^ members[1]))
+            problems.append(
+                f"{path}.create.listeners[{udp}].pool.members: port {port} is one TCP_UDP target "
+                "group on the NLB, which sends both TCP and UDP to every target, so both pools "
+                f"need the same members; in one pool only: {only}"
+            )
+    return problems
+
+
+def _l4(listener: Listener) -> str:
+    """The transport a listener occupies; HTTP-family listeners all sit on TCP."""
+    return "UDP" if listener.protocol == "UDP" else "TCP"
+
+
+def _capacity(config: StackConfig) -> list[str]:
+    """With nothing drained, every Prod must hold the segments configured on it."""
+    nominal = place(config.prods, config.segments)
+    problems = []
+    for name, prod in config.prods.items():
+        if nominal.load[name] > prod.capacity:
+            served = ", ".join(s.name for s in config.segments if name in s.prods)
+            problems.append(
+                f"{PROJECT}:prods.{name}.capacity: {prod.capacity} is below the "
+                f"{nominal.load[name]} users of the segments on it ({served}); a Prod of a "
+                "redundant pair must carry its segment alone when the other fails"
+            )
+    for name, cluster in fleet.clusters(config).items():
+        on_it = sorted(n for n, p in config.prods.items() if p.cluster == name)
+        total = sum(config.prods[n].capacity for n in on_it)
+        if total > cluster.spec.capacity:
+            problems.append(
+                f"{PROJECT}:clusters.{cluster.configured_as}.capacity: "
+                f"{cluster.spec.capacity} users, but the Prods on {name} "
+                f"({', '.join(on_it)}) are sized for {total}; raise the cluster's capacity "
+                "(and its nodes) or move a Prod"
+            )
+    return problems
+
+
+def _placement(config: StackConfig) -> list[str]:
+    """One line per drained cluster whose segments cannot go anywhere else."""
+    placement = placement_for(config)
+    if not placement.stranded:
+        return []
+    clusters = fleet.clusters(config)
+    by_cluster: dict[str, list[Stranded]] = {}
+    for stranded in placement.stranded:
+        for cluster in sorted({clusters[c].configured_as for c in stranded.clusters}):
+            by_cluster.setdefault(cluster, []).append(stranded)
+    best_prod = roomiest(config.prods, placement.load, placement.drained, 0)
+    best = (
+        f"the most spare room is {spare(config.prods, placement.load, best_prod)} users on "
+        f"{best_prod}"
+        if best_prod is not None
+        else "no Prod on a cluster that is not drained takes users"
+    )
+    problems = []
+    for cluster, segments in sorted(by_cluster.items()):
+        listed = ", ".join(f"{s.segment} ({s.users} users)" for s in segments)
+        problems.append(
+            f"{PROJECT}:clusters.{cluster}.drained: cannot re-place segment(s) {listed}: "
+            "no Prod on a cluster that is not drained has that much spare capacity "
+            f"({best}); raise a Prod's capacity, add a Prod, or undrain {cluster}"
+        )
+    return problems
+
+
+def _release(config: StackConfig) -> list[str]:
+    """Release rules that need the plan: the wave exists, and users get only verified versions."""
+    if config.release is None or not config.prods:
+        return []
+    plan = release_plan(config)
+    path = f"{PROJECT}:release"
+    problems = []
+    if plan.current > plan.last:
+        problems.append(
+            f"{path}.wave: {plan.current} is past the last wave ({plan.last}); "
+            f"the plan is {describe_waves(plan)}"
+        )
+    if plan.current > plan.test_waves and not plan.verified:
+        problems.append(
+            f"{path}.verified: wave {plan.current} reaches users, but version "
+            f"{plan.version} is not verified; verify it on the test Prod(s) and set "
+            "verified: true, or set wave back"
+        )
+    return problems
+
+
+def _gke(cluster_key: str, spec: GkeClusterSpec) -> list[str]:
+    """Config mistakes the config model does not catch, with their key paths."""
+    path = f"{PROJECT}:clusters.{cluster_key}"
+    problems = []
+    for what, value in (
+        ("cluster", gke_name(cluster_key)),
+        ("pool", node_pool_name(cluster_key, spec)),
+    ):
+        if not GKE_NAME.match(value):
+            problems.append(
+                f"{path}: the GKE {what} name would be {value!r}; GKE needs 1-40 lowercase "
+                "letters, digits or hyphens starting with a letter (shorten the cluster name "
+                "or the deploy id)"
+            )
+    bg = spec.blue_green
+    if bg is not None and bg.batch_percentage is not None and bg.batch_node_count is not None:
+        problems.append(f"{path}.blueGreen: give batchPercentage or batchNodeCount, not both")
+    return problems
