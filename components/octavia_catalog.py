@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from model import octavia as shapes
+from model.octavia import CATALOG_ENV
 from providers.octavia_nlb_sync import octavia
-
-CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
 
 
 def describe(

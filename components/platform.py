@@ -12,6 +12,7 @@ from components import octavia_catalog
 from components.clusters import ClusterFleet
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
+from components.prod_fleet import ProdFleet, ProdFleetArgs
 from model import discovery
 from model.config import StackConfig
 from providers.octavia_nlb_sync import octavia
@@ -89,8 +90,6 @@ class Platform(pulumi.ComponentResource):
         )
         # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
         self.exports["clusters"] = self.fleet.summary()
-        from components.prod_fleet import ProdFleet, ProdFleetArgs
-
         # Prods are cattle, built and retired at will, so never protected; config keeps a
         # Prod that still serves a segment from being removed.
         self.prods = ProdFleet(

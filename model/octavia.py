@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CATALOG_ENV = "HYBRID_INFRA_OCTAVIA_CATALOG"
+"""Names a JSON file of recorded LBs (these shapes, keyed by LB UUID) read instead of Octavia."""
+
 
 @dataclass(frozen=True, slots=True)
 class Monitor:

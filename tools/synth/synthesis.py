@@ -36,8 +36,8 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import octavia_catalog
 from model import stackfile
+from model.octavia import CATALOG_ENV
 from model.stackfile import PROJECT, ROOT, SECRET_PLACEHOLDER
 
 OCTAVIA_CATALOG = ROOT / "devenv" / "octavia-catalog.json"
@@ -233,9 +233,9 @@ def _synthesize(
     )
     program = str(root / "__main__.py")
     # Adopted Octavia LBs are described from the recorded catalog unless told to read live.
-    saved = os.environ.pop(octavia_catalog.CATALOG_ENV, None)
+    saved = os.environ.pop(CATALOG_ENV, None)
     if catalog is not None:
-        os.environ[octavia_catalog.CATALOG_ENV] = str(catalog)
+        os.environ[CATALOG_ENV] = str(catalog)
 
     def run_program() -> None:
         runpy.run_path(program, run_name="__main__")
@@ -245,9 +245,9 @@ def _synthesize(
     except Exception as error:
         raise ProgramFailed(error, tuple(recorder.registered)) from error
     finally:
-        os.environ.pop(octavia_catalog.CATALOG_ENV, None)
+        os.environ.pop(CATALOG_ENV, None)
         if saved is not None:
-            os.environ[octavia_catalog.CATALOG_ENV] = saved
+            os.environ[CATALOG_ENV] = saved
     outputs = _resolve(pulumi.runtime.get_root_resource().outputs)  # type: ignore[union-attr]
     return Synthesis(stack, tuple(recorder.registered), outputs, tuple(logs))
 
