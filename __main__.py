@@ -2,9 +2,9 @@
 
 import pulumi
 
-from components.platform import Platform
+from components.platform import Platform, PlatformArgs
 from model.stack import load
 
-platform = Platform("platform", load())
+platform = Platform("platform", PlatformArgs(load()))
 for name, value in platform.exports.items():
     pulumi.export(name, value)

@@ -55,9 +55,38 @@ class EdgeProxy(pulumi.ComponentResource):
         config = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=meta, data={CONFIG_KEY: args.config}, opts=child
         )
+        self._deployment(name, args, meta, config, child)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-budget",
+            metadata=meta,
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS)
+            ),
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta,
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                selector=LABELS,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=PORT)],
+            ),
+            opts=child,
+        )
+        self.register_outputs({})
+
+    def _deployment(
+        self,
+        name: str,
+        args: EdgeProxyArgs,
+        meta: ObjectMetaArgs,
+        config: k8s.core.v1.ConfigMap,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        """The configuration's hash is in the Pod template: a new configuration rolls the Pods."""
         digest = hashlib.sha256(args.config.encode()).hexdigest()[:16]
-        port = PORT
-        k8s.apps.v1.Deployment(
+        return k8s.apps.v1.Deployment(
             name,
             metadata=meta,
             spec=k8s.apps.v1.DeploymentSpecArgs(
@@ -80,9 +109,9 @@ class EdgeProxy(pulumi.ComponentResource):
                                 name="haproxy",
                                 image=args.edge.image,
                                 args=["-f", f"/usr/local/etc/haproxy/{CONFIG_KEY}"],
-                                ports=[k8s.core.v1.ContainerPortArgs(container_port=port)],
+                                ports=[k8s.core.v1.ContainerPortArgs(container_port=PORT)],
                                 readiness_probe=k8s.core.v1.ProbeArgs(
-                                    tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=port),
+                                    tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=PORT),
                                     period_seconds=2,
                                 ),
                                 # A command, not the `sleep` action: that one needs
@@ -112,24 +141,5 @@ class EdgeProxy(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=child,
+            opts=opts,
         )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-budget",
-            metadata=meta,
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                min_available=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS)
-            ),
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta,
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
-                selector=LABELS,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=port)],
-            ),
-            opts=child,
-        )
-        self.register_outputs({})

@@ -206,7 +206,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         )
 
     def _adopted(self, loadbalancer_id: str) -> OctaviaSide:
-        """The seed's build flow: read the existing LB and mirror what it has now."""
+        """Adopt mode: the LB exists in Octavia; read it and mirror what it has now."""
         where = f"{self.args.config_path}.adopt.loadbalancerId"
         try:
             lb = octavia_catalog.describe(

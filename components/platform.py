@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -9,7 +10,7 @@ import pulumi_aws as aws
 import pulumi_openstack as openstack
 
 from components import octavia_catalog
-from components.clusters import ClusterFleet
+from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
@@ -18,16 +19,22 @@ from model.config import StackConfig
 from providers.octavia_nlb_sync import octavia
 
 
+@dataclass(frozen=True)
+class PlatformArgs:
+    config: StackConfig
+    """Parsed and checked whole (`model.stack.load`) before anything is registered."""
+
+
 class Platform(pulumi.ComponentResource):
     """Reads like the architecture diagram: providers, load balancers, clusters, Prods."""
 
     exports: dict[str, Any]
 
     def __init__(
-        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:platform:Platform", name, None, opts)
-        self.config = config
+        self.config = config = args.config
         self.aws = aws.Provider(
             "aws",
             region=config.aws.region,
@@ -41,12 +48,39 @@ class Platform(pulumi.ComponentResource):
             password=password.secret,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        discovered = self._discovered(config, password)
+        self.load_balancers = self._load_balancers(config, discovered, password)
+        self.exports = self._exports(config, discovered)
+        self.fleet = ClusterFleet(
+            "fleet",
+            ClusterFleetArgs(config),
+            opts=self.protected(providers={"aws": self.aws, "openstack": self.openstack}),
+        )
+        # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
+        self.exports["clusters"] = self.fleet.summary()
+        # Prods are cattle, built and retired at will, so never protected; config keeps a
+        # Prod that still serves a segment from being removed.
+        self.prods = ProdFleet(
+            "prods",
+            ProdFleetArgs(config=config, clusters=self.fleet.by_name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.exports["releasePlan"] = self.prods.release_plan
+        self.exports["routing"] = self.prods.routing
+        self.register_outputs(self.exports)
+
+    def _load_balancers(
+        self,
+        config: StackConfig,
+        discovered: list[discovery.Discovered],
+        password: OpenStackPassword,
+    ) -> list[HybridLoadBalancer]:
+        """The configured LBs, then the discovered ones, each with its NLB twin and DNS."""
         specs = [
             (f"hybrid-infra:loadBalancers[{i}]", lb) for i, lb in enumerate(config.load_balancers)
         ]
-        discovered = self._discovered(config, password)
         specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec) for d in discovered]
-        self.load_balancers = [
+        return [
             HybridLoadBalancer(
                 lb.name,
                 HybridLoadBalancerArgs(
@@ -63,7 +97,11 @@ class Platform(pulumi.ComponentResource):
             )
             for path, lb in specs
         ]
-        self.exports = {
+
+    def _exports(
+        self, config: StackConfig, discovered: list[discovery.Discovered]
+    ) -> dict[str, Any]:
+        exports: dict[str, Any] = {
             "environment": config.tags["environment"],
             "awsRegion": config.aws.region,
             "openstackCloud": config.on_prem.cloud,
@@ -79,27 +117,11 @@ class Platform(pulumi.ComponentResource):
             },
         }
         if config.discovery is not None:
-            self.exports["discovered"] = {
+            exports["discovered"] = {
                 d.spec.name: {"loadbalancerId": d.loadbalancer_id, "tags": d.tags}
                 for d in discovered
             }
-        self.fleet = ClusterFleet(
-            "fleet",
-            config,
-            opts=self.protected(providers={"aws": self.aws, "openstack": self.openstack}),
-        )
-        # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
-        self.exports["clusters"] = self.fleet.summary()
-        # Prods are cattle, built and retired at will, so never protected; config keeps a
-        # Prod that still serves a segment from being removed.
-        self.prods = ProdFleet(
-            "prods",
-            ProdFleetArgs(config=config, clusters=self.fleet.by_name),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.exports["releasePlan"] = self.prods.release_plan
-        self.exports["routing"] = self.prods.routing
-        self.register_outputs(self.exports)
+        return exports
 
     def _discovered(
         self, config: StackConfig, password: OpenStackPassword

@@ -1,10 +1,9 @@
-"""One Prod: a complete, identical production copy of the app on one cluster (seed 003's cattle).
+"""One Prod: a complete, identical production copy of the app on one cluster, built at will.
 
 Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler;
 only the image tag (its wave's version) and its labels differ. Rolling updates never take a
 serving Pod away before its replacement is ready (maxUnavailable 0), Pods are spread over zones
-and nodes so one failure takes few of them, and load, not a fixed count, sets the replica count
-(seeds 000 and 004).
+and nodes so one failure takes few of them, and load, not a fixed count, sets the replica count.
 """
 
 from __future__ import annotations
@@ -85,10 +84,38 @@ class Prod(pulumi.ComponentResource):
             opts=child,
         )
         # Through the namespace's output, so everything below waits for the namespace.
-        namespace = self.namespace.metadata.name
-        meta = ObjectMetaArgs(name=APP_NAME, namespace=namespace, labels=labels)
+        meta = ObjectMetaArgs(name=APP_NAME, namespace=self.namespace.metadata.name, labels=labels)
+        self.deployment = self._deployment(name, args, meta, labels, selector, child)
+        self.service = self._service(name, app, meta, selector, child)
+        self.disruption_budget = self._disruption_budget(name, meta, selector, child)
+        self.autoscaler = self._autoscaler(name, app, meta, child)
+        self.alerts = k8s.apiextensions.CustomResource(
+            f"{name}-alerts",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=meta,
+            spec=prod_alert_rules(name, self.namespace_name, APP_NAME, app.alerts),
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "cluster": args.cluster.name,
+                "version": args.version,
+                "wave": args.wave,
+            }
+        )
 
-        self.deployment = k8s.apps.v1.Deployment(
+    def _deployment(
+        self,
+        name: str,
+        args: ProdArgs,
+        meta: ObjectMetaArgs,
+        labels: dict[str, str],
+        selector: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apps.v1.Deployment:
+        return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta,
             spec=DeploymentSpecArgs(
@@ -98,7 +125,7 @@ class Prod(pulumi.ComponentResource):
                 strategy=DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge=int_or_percent(app.max_surge)
+                        max_unavailable=0, max_surge=int_or_percent(args.app.max_surge)
                     ),
                 ),
                 # A Pod that crashes right after turning ready must not count as available.
@@ -110,14 +137,23 @@ class Prod(pulumi.ComponentResource):
                         labels={**{k: v for k, v in labels.items() if k != WAVE_LABEL}, **selector}
                     ),
                     spec=PodSpecArgs(
-                        containers=[_container(app, args.version)],
+                        containers=[_container(args.app, args.version)],
                         topology_spread_constraints=_spread(selector),
                     ),
                 ),
             ),
-            opts=child,
+            opts=opts,
         )
-        self.service = k8s.core.v1.Service(
+
+    def _service(
+        self,
+        name: str,
+        app: App,
+        meta: ObjectMetaArgs,
+        selector: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta,
             spec=ServiceSpecArgs(
@@ -125,9 +161,17 @@ class Prod(pulumi.ComponentResource):
                 selector=selector,
                 ports=[ServicePortArgs(name=PORT_NAME, port=app.port, target_port=PORT_NAME)],
             ),
-            opts=child,
+            opts=opts,
         )
-        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+
+    def _disruption_budget(
+        self,
+        name: str,
+        meta: ObjectMetaArgs,
+        selector: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.policy.v1.PodDisruptionBudget:
+        return k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta,
             spec=PodDisruptionBudgetSpecArgs(
@@ -137,9 +181,13 @@ class Prod(pulumi.ComponentResource):
                 # A crash-looping Pod protects nothing; it must not block a node drain.
                 unhealthy_pod_eviction_policy="AlwaysAllow",
             ),
-            opts=child,
+            opts=opts,
         )
-        self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+
+    def _autoscaler(
+        self, name: str, app: App, meta: ObjectMetaArgs, opts: pulumi.ResourceOptions
+    ) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+        return k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata=meta,
             spec=HorizontalPodAutoscalerSpecArgs(
@@ -161,24 +209,8 @@ class Prod(pulumi.ComponentResource):
                 ],
             ),
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(depends_on=[self.deployment])
+                opts, pulumi.ResourceOptions(depends_on=[self.deployment])
             ),
-        )
-        self.alerts = k8s.apiextensions.CustomResource(
-            f"{name}-alerts",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=meta,
-            spec=prod_alert_rules(name, self.namespace_name, APP_NAME, app.alerts),
-            opts=child,
-        )
-        self.register_outputs(
-            {
-                "endpoint": self.endpoint,
-                "cluster": args.cluster.name,
-                "version": args.version,
-                "wave": args.wave,
-            }
         )
 
 

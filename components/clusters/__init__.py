@@ -2,14 +2,14 @@
 
 from components.clusters.eks import EksCluster
 from components.clusters.fleet import ClusterFleet, ClusterHandle
-from components.clusters.gke import BlueGreenNodePool, GkeCluster
+from components.clusters.gke import GkeCluster, GkeNodePool
 from components.clusters.onprem import OnPremCluster
 
 __all__ = [
-    "BlueGreenNodePool",
     "ClusterFleet",
     "ClusterHandle",
     "EksCluster",
     "GkeCluster",
+    "GkeNodePool",
     "OnPremCluster",
 ]

@@ -10,6 +10,7 @@ few more lines here and need only the aws provider, which the platform already c
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pulumi
@@ -28,6 +29,14 @@ NODE_POLICIES = (
 )
 
 
+@dataclass(frozen=True)
+class EksClusterArgs:
+    spec: EksClusterSpec
+    aws: AwsConfig
+    on_prem: OnPremConfig
+    """Its Direct Connect ranges reach the private API server."""
+
+
 class EksCluster(pulumi.ComponentResource):
     """IAM roles, control plane, OIDC provider, managed node groups, kubeconfig and provider."""
 
@@ -36,27 +45,51 @@ class EksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(
-        self,
-        name: str,
-        spec: EksClusterSpec,
-        aws_config: AwsConfig,
-        on_prem: OnPremConfig,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:clusters:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        subnets = list(aws_config.subnet_ids)
-
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role", assume_role_policy=_trust("eks.amazonaws.com"), opts=child
+        self.cluster = self._control_plane(name, args, child)
+        access = [
+            *self._api_from_on_prem(name, args.on_prem, child),
+            *self._admins(name, args.aws.cluster_admin_roles, child),
+        ]
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc",
+            url=self.cluster.identities.apply(_issuer),
+            client_id_lists=["sts.amazonaws.com"],
+            opts=child,
         )
-        cluster_policies = _attach(f"{name}-cluster", cluster_role, CLUSTER_POLICIES, child)
-        self.cluster = aws.eks.Cluster(
+        self.node_groups = self._node_groups(name, args, child)
+        self.endpoint = self.cluster.endpoint
+        self.kubeconfig = self._kubeconfig(args.aws.region)
+        # Through the provider, workloads deployed on this cluster wait for nodes to run on.
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.node_groups, *access]),
+        )
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "oidcProviderArn": self.oidc_provider.arn,
+            }
+        )
+
+    def _control_plane(
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions
+    ) -> aws.eks.Cluster:
+        role = aws.iam.Role(
+            f"{name}-cluster-role", assume_role_policy=_trust("eks.amazonaws.com"), opts=opts
+        )
+        policies = _attach(f"{name}-cluster", role, CLUSTER_POLICIES, opts)
+        return aws.eks.Cluster(
             name,
-            role_arn=cluster_role.arn,
-            version=spec.kubernetes_version,
+            role_arn=role.arn,
+            version=args.spec.kubernetes_version,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
-                subnet_ids=subnets,
+                subnet_ids=list(args.aws.subnet_ids),
                 # The API server is a control address: reach it over Direct Connect only, from
                 # on-prem (operators, the Deployments agent pool), never from the internet.
                 endpoint_private_access=True,
@@ -70,30 +103,23 @@ class EksCluster(pulumi.ComponentResource):
                 bootstrap_cluster_creator_admin_permissions=False,
             ),
             enabled_cluster_log_types=["api", "audit", "authenticator"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
-        )
-        access = [
-            *self._api_from_on_prem(name, on_prem, child),
-            *self._admins(name, aws_config.cluster_admin_roles, child),
-        ]
-        self.oidc_provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc",
-            url=self.cluster.identities.apply(_issuer),
-            client_id_lists=["sts.amazonaws.com"],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=policies),
         )
 
-        node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=_trust("ec2.amazonaws.com"), opts=child
+    def _node_groups(
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions
+    ) -> list[aws.eks.NodeGroup]:
+        role = aws.iam.Role(
+            f"{name}-node-role", assume_role_policy=_trust("ec2.amazonaws.com"), opts=opts
         )
-        node_policies = _attach(f"{name}-node", node_role, NODE_POLICIES, child)
-        self.node_groups = [
+        policies = _attach(f"{name}-node", role, NODE_POLICIES, opts)
+        return [
             aws.eks.NodeGroup(
                 f"{name}-{group.name}",
                 cluster_name=self.cluster.name,
-                node_role_arn=node_role.arn,
-                subnet_ids=subnets,
-                version=spec.kubernetes_version,
+                node_role_arn=role.arn,
+                subnet_ids=list(args.aws.subnet_ids),
+                version=args.spec.kubernetes_version,
                 instance_types=list(group.instance_types),
                 scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                     min_size=group.min_size,
@@ -104,18 +130,18 @@ class EksCluster(pulumi.ComponentResource):
                 labels={"hybrid-infra/node-group": group.name},
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=node_policies,
+                    depends_on=policies,
                     # Node groups are cattle (a new instance type replaces the group), and the
                     # cluster autoscaler owns the desired size once the group exists.
                     protect=False,
                     ignore_changes=["scalingConfig.desiredSize"],
                 ),
             )
-            for group in spec.node_groups
+            for group in args.spec.node_groups
         ]
 
-        self.endpoint = self.cluster.endpoint
-        self.kubeconfig = pulumi.Output.secret(
+    def _kubeconfig(self, region: str) -> pulumi.Output[str]:
+        return pulumi.Output.secret(
             pulumi.Output.all(
                 self.cluster.name,
                 self.cluster.endpoint,
@@ -125,22 +151,9 @@ class EksCluster(pulumi.ComponentResource):
                     cluster_name=str(values[0] or ""),
                     endpoint=str(values[1] or ""),
                     ca_data=str(values[2] or ""),
-                    region=aws_config.region,
+                    region=region,
                 )
             )
-        )
-        # Through the provider, workloads deployed on this cluster wait for nodes to run on.
-        self.provider = k8s.Provider(
-            f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.node_groups, *access]),
-        )
-        self.register_outputs(
-            {
-                "endpoint": self.endpoint,
-                "kubeconfig": self.kubeconfig,
-                "oidcProviderArn": self.oidc_provider.arn,
-            }
         )
 
     def _api_from_on_prem(

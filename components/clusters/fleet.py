@@ -12,9 +12,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.clusters.eks import EksCluster
-from components.clusters.gke import GkeCluster
-from components.clusters.onprem import OnPremCluster
+from components.clusters.eks import EksCluster, EksClusterArgs
+from components.clusters.gke import GkeCluster, GkeClusterArgs
+from components.clusters.onprem import OnPremCluster, OnPremClusterArgs
 from model import fleet
 from model.config import EksClusterSpec, OnPremClusterSpec, StackConfig
 from model.fleet import ClusterKind, FleetCluster
@@ -33,17 +33,23 @@ class ClusterHandle:
     twin_of: str | None = None
 
 
+@dataclass(frozen=True)
+class ClusterFleetArgs:
+    config: StackConfig
+
+
 class ClusterFleet(pulumi.ComponentResource):
     """Builds every cluster of `config.clusters` and the twins they ask for."""
 
     by_name: dict[str, ClusterHandle]
 
     def __init__(
-        self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: ClusterFleetArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:clusters:ClusterFleet", name, None, opts)
         self.by_name = {
-            name: self._build(cluster, config) for name, cluster in fleet.clusters(config).items()
+            name: self._build(cluster, args.config)
+            for name, cluster in fleet.clusters(args.config).items()
         }
         self.register_outputs({"clusters": self.summary()})
 
@@ -63,11 +69,11 @@ class ClusterFleet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         built: OnPremCluster | EksCluster | GkeCluster
         if isinstance(spec, OnPremClusterSpec):
-            built = OnPremCluster(name, spec, config.on_prem, opts=child)
+            built = OnPremCluster(name, OnPremClusterArgs(spec, config.on_prem), opts=child)
         elif isinstance(spec, EksClusterSpec):
-            built = EksCluster(name, spec, config.aws, config.on_prem, opts=child)
+            built = EksCluster(name, EksClusterArgs(spec, config.aws, config.on_prem), opts=child)
         else:
-            built = GkeCluster(name, spec, opts=child)
+            built = GkeCluster(name, GkeClusterArgs(spec), opts=child)
         return ClusterHandle(
             name=name,
             kind=built.kind,

@@ -1,8 +1,8 @@
 """A GKE cluster whose nodes live in one node pool per version (or deploy), never upgraded in place.
 
-The seed's rule for zero-downtime node upgrades: create a new pool, cordon and drain the old one,
-delete it. Here the pool's *name* carries its version and deploy id, so a new version in the stack
-file is a new name, which GKE can only apply by replacing the pool. Pulumi replaces
+Nodes are upgraded without downtime by replacing them: create a new pool, cordon and drain the
+old one, delete it. Here the pool's *name* carries its version and deploy id, so a new version in
+the stack file is a new name, which GKE can only apply by replacing the pool. Pulumi replaces
 create-before-delete by default, and a `NodePoolDrain` beside each pool drains the old nodes
 between the two steps. `upgrade: blue-green` instead keeps the name and lets GKE's native
 blue-green upgrade move the nodes; docs/gke-node-pools.md compares the two.
@@ -11,6 +11,7 @@ blue-green upgrade move the nodes; docs/gke-node-pools.md compares the two.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import pulumi
@@ -23,6 +24,11 @@ from model.gke_names import gke_name, node_pool_name
 from providers.node_pool_drain import NodePoolDrain
 
 
+@dataclass(frozen=True)
+class GkeClusterArgs:
+    spec: GkeClusterSpec
+
+
 class GkeCluster(pulumi.ComponentResource):
     """The control plane (default pool removed), its kubeconfig, a provider, and the node pool."""
 
@@ -31,9 +37,10 @@ class GkeCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(
-        self, name: str, spec: GkeClusterSpec, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:clusters:GkeCluster", name, None, opts)
+        spec = args.spec
         self.cluster = gcp.container.Cluster(
             name,
             name=gke_name(name),
@@ -53,26 +60,12 @@ class GkeCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.endpoint = self.cluster.endpoint
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(
-                self.cluster.endpoint,
-                self.cluster.master_auth.apply(
-                    lambda auth: str(getattr(auth, "cluster_ca_certificate", None) or "")
-                ),
-            ).apply(
-                lambda values: gke_kubeconfig(
-                    context=f"gke_{spec.project}_{spec.location}_{gke_name(name)}",
-                    endpoint=str(values[0] or ""),
-                    ca_data=str(values[1] or ""),
-                )
-            )
-        )
-        self.node_pool = BlueGreenNodePool(
+        self.kubeconfig = self._kubeconfig(name, spec)
+        self.node_pool = GkeNodePool(
             f"{name}-pool",
-            cluster_key=name,
-            cluster=self.cluster,
-            spec=spec,
-            kubeconfig=self.kubeconfig,
+            GkeNodePoolArgs(
+                cluster_key=name, cluster=self.cluster, spec=spec, kubeconfig=self.kubeconfig
+            ),
             # Pools are cattle: a protected pool could never be replaced by the next version.
             opts=pulumi.ResourceOptions(parent=self, protect=False),
         )
@@ -90,21 +83,43 @@ class GkeCluster(pulumi.ComponentResource):
             }
         )
 
+    def _kubeconfig(self, name: str, spec: GkeClusterSpec) -> pulumi.Output[str]:
+        return pulumi.Output.secret(
+            pulumi.Output.all(
+                self.cluster.endpoint,
+                self.cluster.master_auth.apply(
+                    lambda auth: str(getattr(auth, "cluster_ca_certificate", None) or "")
+                ),
+            ).apply(
+                lambda values: gke_kubeconfig(
+                    context=f"gke_{spec.project}_{spec.location}_{gke_name(name)}",
+                    endpoint=str(values[0] or ""),
+                    ca_data=str(values[1] or ""),
+                )
+            )
+        )
 
-class BlueGreenNodePool(pulumi.ComponentResource):
-    """One GKE node pool named after its version/deploy, and the drain that guards its lifecycle."""
+
+@dataclass(frozen=True)
+class GkeNodePoolArgs:
+    cluster_key: str
+    """The cluster's key in the stack file; the pool's name starts with it."""
+    cluster: gcp.container.Cluster
+    spec: GkeClusterSpec
+    kubeconfig: pulumi.Input[str]
+
+
+class GkeNodePool(pulumi.ComponentResource):
+    """One GKE node pool and the drain that guards its lifecycle, in both upgrade modes: a pool
+    per version (a new name, so a new pool next to the old) or GKE's native blue-green."""
 
     def __init__(
-        self,
-        name: str,
-        *,
-        cluster_key: str,
-        cluster: gcp.container.Cluster,
-        spec: GkeClusterSpec,
-        kubeconfig: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: GkeNodePoolArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # The type keeps the class's earlier name: it is part of every URN below it in
+        # existing state, and a new one would need aliases for the pool and its drain.
         super().__init__("hybrid-infra:clusters:BlueGreenNodePool", name, None, opts)
+        cluster_key, cluster, spec = args.cluster_key, args.cluster, args.spec
         pool = spec.node_pool
         self.pool_name = node_pool_name(cluster_key, spec)
         # Nothing here sets delete_before_replace: when the name changes, the new pool must be
@@ -133,7 +148,7 @@ class BlueGreenNodePool(pulumi.ComponentResource):
         self.drain = NodePoolDrain(
             f"{cluster_key}-nodepool-drain",
             pool_name=self.pool_name,
-            kubeconfig=kubeconfig,
+            kubeconfig=args.kubeconfig,
             min_ready_nodes=pool.min_ready_nodes or pool.node_count,
             ready_timeout_seconds=pool.ready_timeout_seconds,
             drain_timeout_seconds=pool.drain_timeout_seconds,

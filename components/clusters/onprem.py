@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pulumi
@@ -13,6 +14,12 @@ import pulumi_openstack as openstack
 
 from components.clusters.kubeconfig import magnum_kubeconfig
 from model.config import OnPremClusterSpec, OnPremConfig
+
+
+@dataclass(frozen=True)
+class OnPremClusterArgs:
+    spec: OnPremClusterSpec
+    on_prem: OnPremConfig
 
 
 class OnPremCluster(pulumi.ComponentResource):
@@ -27,18 +34,15 @@ class OnPremCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
 
     def __init__(
-        self,
-        name: str,
-        spec: OnPremClusterSpec,
-        on_prem: OnPremConfig,
-        opts: pulumi.ResourceOptions | None = None,
+        self, name: str, args: OnPremClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:clusters:OnPremCluster", name, None, opts)
+        spec = args.spec
         # Templates are immutable: Magnum refuses to update a template a cluster uses. A new
         # version, image or flavor is a new template under a new name (the old one stays with
         # the cluster that uses it until that cluster is removed); never protected, so removing
         # a cluster can take its template with it.
-        template_args = template_spec(spec, on_prem)
+        template_args = template_spec(spec, args.on_prem)
         template_name = f"{name}-{template_version(template_args)}"
         self.template = openstack.containerinfra.ClusterTemplate(
             f"{name}-template-{template_version(template_args)}",
