@@ -1,14 +1,21 @@
 """Pulumi Deployments for the hybrid-infra stacks, as code: read config and the stack files,
 plan each stack's settings, declare them. The decisions live in `stack_deployments`."""
 
+import sys
 from pathlib import Path
 
 import pulumi
 import yaml
-from stack_deployments import BRANCH_OF, declare, load, plan
 
 # The hybrid-infra program (and its Pulumi.<stack>.yaml files) is this project's parent.
 PROGRAM = Path(__file__).resolve().parent.parent
+# The engine puts only this directory on sys.path, but `stack_deployments` takes PROJECT and
+# STACK_ORDER from the program's own `model.stackfile` (so the two projects cannot drift
+# apart): the program's directory must be importable too, and this is the one place it is made so.
+if str(PROGRAM) not in sys.path:
+    sys.path.append(str(PROGRAM))
+
+from stack_deployments import BRANCH_OF, declare, load, plan  # noqa: E402  (needs PROGRAM)
 
 stack_files = {stack: PROGRAM / f"Pulumi.{stack}.yaml" for stack in BRANCH_OF}
 documents = {s: yaml.safe_load(f.read_text()) or {} for s, f in stack_files.items() if f.is_file()}

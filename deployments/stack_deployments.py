@@ -4,7 +4,7 @@
 stack; `declare()` is the thin shell that registers the Pulumi Cloud resources for them.
 
 - dev and staging follow the trunk: every push that touches the program or their own stack file
-  runs `pulumi up` (seed 001: the latest code is always running somewhere production-like);
+  runs `pulumi up`, so the latest code is always running somewhere production-like;
 - prod follows its own branch: the only way to change prod is to merge a pull request into that
   branch, whose preview is the review of what prod will do;
 - every stack previews pull requests aimed at its branch;
@@ -12,7 +12,7 @@ stack; `declare()` is the thin shell that registers the Pulumi Cloud resources f
   old polling controller;
 - cloud credentials are short-lived OIDC tokens (AWS role, GCP workload identity), never keys;
 - runs happen on a self-hosted agent pool on-prem: Keystone, Octavia and Magnum stay off the
-  internet (seed 001: exposed control addresses get attacked).
+  internet, because exposed control addresses get attacked.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ import pulumi_pulumiservice as ps
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-PROJECT = "hybrid-infra"
+from model.stackfile import PROJECT, STACK_ORDER
+
 NAMESPACE = "hybrid-infra-deployments"
-# Which branch each stack deploys from; the keys are the stacks, in promotion order
-# (tools/release/promote.py STACK_ORDER, checked by tests/test_deployments.py).
-BRANCH_OF: Mapping[str, str] = {"dev": "trunk", "staging": "trunk", "prod": "prod"}
+# Which branch each stack deploys from, for every stack of the program in promotion order: prod
+# from its own branch (merged release pull requests only), every other stack from the trunk.
+BRANCH_OF: Mapping[str, str] = {s: "prod" if s == "prod" else "trunk" for s in STACK_ORDER}
 # What the program is made of: a change anywhere else (docs, tests, policy, other stacks'
 # files) does not redeploy a stack.
 PROGRAM_PATHS: tuple[str, ...] = (

@@ -346,7 +346,7 @@ class Segment(Model):
 
 
 class Edge(Model):
-    """The edge proxy (HAProxy) on every cluster that hosts Prods; see components/edge_config."""
+    """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
     default_segment: Name
     """Where a request with no or an unknown segment goes (never an error page)."""

@@ -1,8 +1,8 @@
 """Where each segment's users go: their configured Prods, or elsewhere while a cluster is
 drained (pure; no Pulumi, no I/O).
 
-Seed 003, "cluster failure": redundant users keep service on their other Prod, and
-non-redundant users on the failed cluster are moved to another Prod. A cluster is failed (or
+When a cluster fails, redundant users keep service on their other Prod, and non-redundant
+users on the failed cluster are moved to another Prod. A cluster is failed (or
 being upgraded) when the stack file says `clusters.<name>.drained: true`; an on-prem cluster's
 EKS twin is drained with it (the fleet gives the twin its cluster's `drained`).
 

@@ -4,7 +4,7 @@ The rule, in one sentence: **Prods go out tier by tier, one wave per non-empty t
 Prods, then small Prods (each serving at most 10% of all users), then Prods whose users are all
 redundant, then the rest.**
 
-Why these tiers (seed 003, "application update order"): a test Prod breaks nobody; a small Prod
+Why these tiers: a test Prod breaks nobody; a small Prod
 breaks few; a Prod whose every user also has a second Prod breaks nobody *if* routing fails
 over; only then do non-redundant users take the new version. Each wave is checked and the next
 starts only while no alert fires on an updated Prod (`tools.release.waves --advance`).

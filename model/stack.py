@@ -1,9 +1,10 @@
 """A stack's configuration, parsed and checked whole, wherever it is read.
 
 The program (`load`, from what the engine passes), the synth tool (which runs the program) and
-the release tools (`from_file`) all end in `parse`: every key into its model, then every rule
-across keys. So a stack file that passes one of them passes all, and every problem is reported
-in one run, each with its key path, before any resource exists.
+the release tools (`model.stackfile.project_values` of the stack file) all end in `parse`:
+every key into its model, then every rule across keys. So a stack file that passes one of them
+passes all, and every problem is reported in one run, each with its key path, before any
+resource exists.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pulumi
 
 from model import rules
 from model.config import ConfigError, StackConfig, parse_keys
-from model.stackfile import PROJECT, StackFile
+from model.stackfile import PROJECT
 
 
 def parse(raw: Mapping[str, Any], source: str | None = None) -> StackConfig:
@@ -26,11 +27,6 @@ def parse(raw: Mapping[str, Any], source: str | None = None) -> StackConfig:
     if problems:
         raise ConfigError(problems, source)
     return config
-
-
-def from_file(stack_file: StackFile) -> StackConfig:
-    """What the program would make of this stack file (secure values are placeholders)."""
-    return parse(stack_file.project_values(), source=stack_file.path.name)
 
 
 def load() -> StackConfig:

@@ -54,10 +54,6 @@ class StackFile:
                 config[full_key] = json.dumps(value)
         return config, secret_keys
 
-    def project_values(self) -> dict[str, Any]:
-        """The `hybrid-infra:*` values as YAML gives them (keys without the namespace)."""
-        return project_values(self.document)
-
 
 def project_values(document: Mapping[str, Any]) -> dict[str, Any]:
     """A stack document's `hybrid-infra:*` values, keys without the namespace; secure values

@@ -45,8 +45,8 @@ AWS_SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 AWS_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 OPENSTACK_RULE = "openstack:networking/secGroupRule:SecGroupRule"
 
-# Control-plane ports that must never face the internet (seed 001: an exposed controller is
-# attacked). TCP unless the protocol says otherwise; a rule that opens "all" opens these too.
+# Control-plane ports that must never face the internet: an exposed controller gets
+# attacked. TCP unless the protocol says otherwise; a rule that opens "all" opens these too.
 MANAGEMENT_PORTS: Mapping[int, str] = {
     22: "SSH",
     2379: "etcd",

@@ -1,6 +1,6 @@
 """What draining a node pool must do next, worked out from plain data; no I/O here.
 
-The seed's recipe for upgrading nodes without downtime is: create a new pool, cordon the old
+Nodes are upgraded without downtime like this: create a new pool, cordon the old
 pool's nodes, drain them (their Pods move to the new pool), delete the old pool. This module
 decides the cordon and drain steps from snapshots of nodes and Pods: which Pods to evict, which
 to leave alone and why, when the drain is finished, and how long to back off when a

@@ -5,8 +5,8 @@ whole trick: Pulumi deletes a resource before the resources it depends on. When 
 replaces a pool (create-before-delete), the engine therefore (1) creates the new pool, (2)
 creates its `NodePoolDrain`, which waits until the new pool has enough Ready nodes, (3) deletes
 the old pool's `NodePoolDrain`, which cordons the old nodes and evicts their Pods onto the new
-pool, and only then (4) deletes the old pool. That is the seed's recipe (new pool, cordon,
-drain, delete), and no Pod is killed by a node vanishing under it.
+pool, and only then (4) deletes the old pool. That is the zero-downtime upgrade (new pool,
+cordon, drain, delete), and no Pod is killed by a node vanishing under it.
 
 `create`/`delete` read and write through `kube`, decide through `planner`, and log one line of
 progress per change. The kubeconfig arrives as a secret input and is never logged; clients are

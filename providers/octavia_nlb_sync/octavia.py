@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import openstack
 import openstack.config
@@ -24,7 +24,6 @@ from model.octavia import Listener, LoadBalancer, Monitor, Pool, TaggedLoadBalan
 from providers.octavia_nlb_sync.planner import Member
 
 API_TIMEOUT_SECONDS = 30
-T = TypeVar("T")
 
 
 class OctaviaUnavailable(Exception):
@@ -118,7 +117,7 @@ def list_tagged(conn: openstack.connection.Connection, tag: str) -> list[TaggedL
 
 
 def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: str) -> LoadBalancer:
-    """The LB with its listeners, pools and monitors: the seed's build flow reads this."""
+    """The LB with its listeners, pools and monitors: what adopt mode mirrors onto the NLB."""
     with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
         lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
         listeners = tuple(
@@ -188,9 +187,3 @@ def _octavia_errors(doing: str) -> Iterator[None]:
 def _reason(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300].rstrip(".")
-
-
-def call(fn: Callable[..., T], *args: Any, doing: str) -> T:
-    """Run one more openstacksdk call under the same error rules."""
-    with _octavia_errors(doing):
-        return fn(*args)

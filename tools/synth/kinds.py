@@ -9,7 +9,7 @@ read better.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,7 +345,3 @@ def format_value(value: Any, limit: int = 40) -> str:
 def _words(name: str) -> str:
     """`BlueGreenNodePool` → `blue green node pool`, for labels of unlisted components."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
-
-
-def families(types: Sequence[str]) -> set[str]:
-    return {kind_of(t).family for t in types}

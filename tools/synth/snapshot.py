@@ -33,12 +33,9 @@ from tools.synth.synthesis import Registered, Synthesis
 FORMAT = 1
 SECRET = SECRET_PLACEHOLDER
 UNKNOWN = "[unknown]"
-STACK_TYPE = "pulumi:pulumi:Stack"
 # Secrets reach the mock monitor as `{SIG_KEY: SECRET_SIG, "value": plaintext}`.
 SIG_KEY = rpc._special_sig_key
 SECRET_SIG = rpc._special_secret_sig
-ASSET_SIG = rpc._special_asset_sig
-ARCHIVE_SIG = rpc._special_archive_sig
 # Plaintexts shorter than this are not scrubbed from free text (they would match everywhere).
 MIN_SCRUB = 4
 
