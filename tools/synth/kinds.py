@@ -215,7 +215,7 @@ KINDS: dict[str, Kind] = {
     f"{CLUSTERS_PREFIX}OnPremCluster": Kind("on-prem cluster (Magnum)", "component", (), 3),
     f"{CLUSTERS_PREFIX}EksCluster": Kind("EKS cluster", "component", (), 3),
     f"{CLUSTERS_PREFIX}GkeCluster": Kind("GKE cluster", "component", (), 3),
-    f"{CLUSTERS_PREFIX}BlueGreenNodePool": Kind("blue/green node pool", "component", (), 3),
+    f"{CLUSTERS_PREFIX}BlueGreenNodePool": Kind("GKE node pool", "component", (), 3),
     PROD: Kind("Prod", "component", (), 4),
 }
 
@@ -343,5 +343,5 @@ def format_value(value: Any, limit: int = 40) -> str:
 
 
 def _words(name: str) -> str:
-    """`BlueGreenNodePool` → `blue green node pool`, for labels of unlisted components."""
+    """`EdgeProxy` → `edge proxy`, for labels of unlisted components."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
