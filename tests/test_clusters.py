@@ -18,7 +18,7 @@ import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
-from components.clusters.fleet import ClusterFleet
+from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.clusters.gke import blue_green_update_timeout
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
 from model import fleet
@@ -26,22 +26,33 @@ from model.config import ConfigError, GkeClusterSpec
 from model.fleet import twin_spec
 from model.gke_names import node_pool_name
 from model.stack import parse
+from tests.fixtures.program import NS, raw_of, synth_with
+from tests.synthesis import (
+    AWS_PROVIDER,
+    DRAIN,
+    EKS_ACCESS_ENTRY,
+    EKS_ACCESS_POLICY,
+    EKS_CLUSTER,
+    EKS_CLUSTER_COMPONENT,
+    EKS_NODE_GROUP,
+    GKE_CLUSTER,
+    GKE_CLUSTER_COMPONENT,
+    GKE_NODE_POOL,
+    IAM_OIDC_PROVIDER,
+    IAM_ROLE,
+    INGRESS_RULE,
+    KUBERNETES_PROVIDER,
+    MAGNUM_CLUSTER,
+    MAGNUM_TEMPLATE,
+    ONPREM_CLUSTER,
+    OPENSTACK_PROVIDER,
+    descendants,
+    one,
+)
 from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
 
-NS = "hybrid-infra:"
-DRAIN = "pulumi-python:dynamic/hybrid-infra:NodePoolDrain"
-K8S_PROVIDER = "pulumi:providers:kubernetes"
-TEMPLATE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
-COMPONENTS = {
-    "onprem": "hybrid-infra:clusters:OnPremCluster",
-    "eks": "hybrid-infra:clusters:EksCluster",
-    "gke": "hybrid-infra:clusters:GkeCluster",
-}
-CLUSTER_RESOURCES = {
-    "onprem": "openstack:containerinfra/cluster:Cluster",
-    "eks": "aws:eks/cluster:Cluster",
-    "gke": "gcp:container/cluster:Cluster",
-}
+COMPONENTS = {"onprem": ONPREM_CLUSTER, "eks": EKS_CLUSTER_COMPONENT, "gke": GKE_CLUSTER_COMPONENT}
+CLUSTER_RESOURCES = {"onprem": MAGNUM_CLUSTER, "eks": EKS_CLUSTER, "gke": GKE_CLUSTER}
 
 
 @pytest.fixture(scope="module")
@@ -50,37 +61,9 @@ def prod() -> Synthesis:
     return synthesize("prod")
 
 
-def prod_raw() -> dict[str, Any]:
-    config, _ = stack_config("prod")
-    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
-
-
-def with_raw(mutate: Callable[[dict[str, Any]], None]) -> tuple[dict[str, str], list[str]]:
-    """The prod stack in engine form, with `mutate` applied to its hybrid-infra values."""
-    config, secret_keys = stack_config("prod")
-    raw = prod_raw()
-    mutate(raw)
-    config = {k: v for k, v in config.items() if not k.startswith(NS)}
-    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
-    return config, secret_keys
-
-
-def only(resources: list[Registered]) -> Registered:
-    assert len(resources) == 1, [r.name for r in resources]
-    return resources[0]
-
-
 def component(result: Synthesis, name: str) -> Registered:
-    return only([r for r in result.resources if r.name == name and r.type in COMPONENTS.values()])
-
-
-def descendants(result: Synthesis, root: Registered) -> list[Registered]:
-    found, frontier = [], [root.urn]
-    while frontier:
-        children = [r for r in result.resources if r.parent in frontier]
-        found.extend(children)
-        frontier = [c.urn for c in children]
-    return found
+    """The cluster component `name`, whatever its kind."""
+    return one(r for r in result.resources if r.name == name and r.type in COMPONENTS.values())
 
 
 def unwrap(value: Any) -> Any:
@@ -94,7 +77,7 @@ def test_prod_builds_clusters_a_b_c_g_and_the_twin_of_a(prod):
     expected = {"A": "onprem", "B": "eks", "C": "onprem", "G": "gke", "A-eks": "eks"}
     for name, kind in expected.items():
         assert component(prod, name).type == COMPONENTS[kind]
-        real = [r for r in descendants(prod, component(prod, name)) if r.custom]
+        real = [r for r in descendants(prod, component(prod, name)).resources if r.custom]
         assert any(r.type == CLUSTER_RESOURCES[kind] for r in real), name
     assert set(prod.outputs["clusters"]) == set(expected)
     assert {n: c["kind"] for n, c in prod.outputs["clusters"].items()} == expected
@@ -102,7 +85,7 @@ def test_prod_builds_clusters_a_b_c_g_and_the_twin_of_a(prod):
 
 
 def test_eks_api_servers_are_reachable_over_direct_connect_only(prod):
-    eks = prod.of_type(CLUSTER_RESOURCES["eks"])
+    eks = prod.of_type(EKS_CLUSTER)
     assert {r.name for r in eks} == {"A-eks", "B"}
     for cluster in eks:
         vpc = cluster.inputs["vpcConfig"]
@@ -113,14 +96,10 @@ def test_eks_api_servers_are_reachable_over_direct_connect_only(prod):
 def test_eks_api_servers_admit_https_from_every_direct_connect_range(prod):
     """Mocks, program shape: without these rules on EKS's cluster security group, on-prem
     runners (the Kubernetes provider, kubectl) time out on the private endpoint."""
-    raw = prod_raw()
+    raw = raw_of()
     for name in ("A-eks", "B"):
         below = descendants(prod, component(prod, name))
-        rules = [
-            r
-            for r in below
-            if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-        ]
+        rules = below.of_type(INGRESS_RULE)
         assert sorted(r.inputs["cidrIpv4"] for r in rules) == sorted(raw["onPrem"]["dxCidrs"])
         for rule in rules:
             assert (rule.inputs["ipProtocol"], rule.inputs["fromPort"], rule.inputs["toPort"]) == (
@@ -134,24 +113,22 @@ def test_eks_api_servers_admit_https_from_every_direct_connect_range(prod):
 def test_every_configured_role_is_an_eks_admin_and_only_those(prod):
     """With authentication_mode API only access entries authenticate: each role that previews
     or deploys gets an entry and the cluster-admin policy, before the cluster's provider is used."""
-    roles = prod_raw()["aws"]["clusterAdminRoles"]
+    roles = raw_of()["aws"]["clusterAdminRoles"]
     for name in ("A-eks", "B"):
         below = descendants(prod, component(prod, name))
-        (cluster,) = [r for r in below if r.type == CLUSTER_RESOURCES["eks"]]
+        (cluster,) = below.of_type(EKS_CLUSTER)
         assert cluster.inputs["accessConfig"] == {
             "authenticationMode": "API",
             "bootstrapClusterCreatorAdminPermissions": False,
         }
-        entries = [r for r in below if r.type == "aws:eks/accessEntry:AccessEntry"]
-        grants = [
-            r for r in below if r.type == "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
-        ]
+        entries = below.of_type(EKS_ACCESS_ENTRY)
+        grants = below.of_type(EKS_ACCESS_POLICY)
         assert sorted(e.inputs["principalArn"] for e in entries) == sorted(roles)
         assert sorted(g.inputs["principalArn"] for g in grants) == sorted(roles)
         assert {g.inputs["policyArn"] for g in grants} == {
             "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
         }
-        (provider,) = [r for r in below if r.type == K8S_PROVIDER]
+        (provider,) = below.of_type(KUBERNETES_PROVIDER)
         assert {g.urn for g in grants} <= set(provider.dependencies)
 
 
@@ -167,7 +144,7 @@ def test_each_stack_admits_its_own_deployments_role_on_eks():
 
 
 def test_eks_without_admin_roles_is_a_config_error():
-    raw = prod_raw()
+    raw = raw_of()
     del raw["aws"]["clusterAdminRoles"]
     with pytest.raises(ConfigError) as error:
         parse(raw)
@@ -178,38 +155,36 @@ def test_eks_without_admin_roles_is_a_config_error():
     ]
 
 
-def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod, synth):
-    eks = only([r for r in prod.of_type(CLUSTER_RESOURCES["eks"]) if r.name == "A-eks"])
-    assert eks.inputs["version"] == parse(prod_raw()).clusters["A"].kubernetes_version
+def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod):
+    eks = one(prod.of_type(EKS_CLUSTER), "A-eks")
+    assert eks.inputs["version"] == parse(raw_of()).clusters["A"].kubernetes_version
 
     def upgrade_a(raw: dict[str, Any]) -> None:
         raw["clusters"]["A"]["kubernetesVersion"] = "1.31"
 
-    config, secret_keys = with_raw(upgrade_a)
-    upgraded = synth("prod", config=config, secret_keys=secret_keys)
-    versions = {r.name: r.inputs["version"] for r in upgraded.of_type(CLUSTER_RESOURCES["eks"])}
+    upgraded = synth_with(upgrade_a)
+    versions = {r.name: r.inputs["version"] for r in upgraded.of_type(EKS_CLUSTER)}
     assert versions == {"A-eks": "1.31", "B": "1.30"}
-    (template,) = [r for r in upgraded.of_type(TEMPLATE) if r.name.startswith("A-")]
+    (template,) = [r for r in upgraded.of_type(MAGNUM_TEMPLATE) if r.name.startswith("A-")]
     assert template.inputs["labels"]["kube_tag"].startswith("v1.31.")
 
 
-def test_a_changed_magnum_template_is_a_new_template_never_a_patch(prod, synth):
+def test_a_changed_magnum_template_is_a_new_template_never_a_patch(prod):
     """Magnum refuses to update a template a cluster uses, so a new image (or version, flavor)
     must be a new template under a new name: a new URN, not new inputs on the old one."""
-    (before,) = [r for r in prod.of_type(TEMPLATE) if r.name.startswith("A-")]
-    config, secret_keys = with_raw(lambda raw: raw["clusters"]["A"].update(templateImage="fcos-41"))
-    after = synth("prod", config=config, secret_keys=secret_keys)
-    (changed,) = [r for r in after.of_type(TEMPLATE) if r.name.startswith("A-")]
+    (before,) = [r for r in prod.of_type(MAGNUM_TEMPLATE) if r.name.startswith("A-")]
+    after = synth_with(lambda raw: raw["clusters"]["A"].update(templateImage="fcos-41"))
+    (changed,) = [r for r in after.of_type(MAGNUM_TEMPLATE) if r.name.startswith("A-")]
     assert changed.urn != before.urn and changed.inputs["name"] != before.inputs["name"]
     assert changed.inputs["image"] == "fcos-41" and before.inputs["image"] != "fcos-41"
     assert changed.inputs["name"].startswith("A-v1-30-")
-    (c_template,) = [r for r in after.of_type(TEMPLATE) if r.name.startswith("C-")]
-    assert c_template.urn in {r.urn for r in prod.of_type(TEMPLATE)}  # C's is untouched
+    (c_template,) = [r for r in after.of_type(MAGNUM_TEMPLATE) if r.name.startswith("C-")]
+    assert c_template.urn in {r.urn for r in prod.of_type(MAGNUM_TEMPLATE)}  # C's is untouched
 
 
 def test_only_onprem_clusters_that_ask_for_a_twin_get_one(prod):
     assert not [r for r in prod.resources if r.name in ("C-eks", "B-eks", "G-eks")]
-    spec = parse(prod_raw()).clusters["A"]
+    spec = parse(raw_of()).clusters["A"]
     twin = twin_spec(spec)  # type: ignore[arg-type]
     assert twin.kubernetes_version == spec.kubernetes_version
     assert twin.node_groups[0].desired_size == spec.node_count  # type: ignore[union-attr]
@@ -218,38 +193,34 @@ def test_only_onprem_clusters_that_ask_for_a_twin_get_one(prod):
 def test_each_cluster_has_its_own_kubernetes_provider_parented_under_it(prod):
     for name in ("A", "B", "C", "G", "A-eks"):
         cluster = component(prod, name)
-        providers = [r for r in prod.children(cluster) if r.type == K8S_PROVIDER]
+        providers = [r for r in prod.children(cluster) if r.type == KUBERNETES_PROVIDER]
         assert [p.name for p in providers] == [f"{name}-kubernetes"]
 
 
 def test_cluster_resources_go_through_the_platforms_explicit_providers(prod):
-    aws_provider = only([r for r in prod.of_type("pulumi:providers:aws") if r.name == "aws"])
-    openstack = only(prod.of_type("pulumi:providers:openstack"))
+    aws_provider = one(prod.of_type(AWS_PROVIDER), "aws")
+    openstack = one(prod.of_type(OPENSTACK_PROVIDER))
     for cluster in ("A", "C"):
-        real = [r for r in descendants(prod, component(prod, cluster)) if r.custom]
+        real = [r for r in descendants(prod, component(prod, cluster)).resources if r.custom]
         magnum = [r for r in real if r.type.startswith("openstack:")]
         assert len(magnum) == 2
         assert all(r.provider and r.provider.startswith(openstack.urn) for r in magnum)
     for cluster in ("B", "A-eks"):
-        real = [r for r in descendants(prod, component(prod, cluster)) if r.type.startswith("aws:")]
-        assert {r.type for r in real} >= {
-            "aws:eks/cluster:Cluster",
-            "aws:eks/nodeGroup:NodeGroup",
-            "aws:iam/role:Role",
-            "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
-        }
+        below = descendants(prod, component(prod, cluster)).resources
+        real = [r for r in below if r.type.startswith("aws:")]
+        assert {r.type for r in real} >= {EKS_CLUSTER, EKS_NODE_GROUP, IAM_ROLE, IAM_OIDC_PROVIDER}
         assert all(r.provider and r.provider.startswith(aws_provider.urn) for r in real)
 
 
 def test_eks_node_groups_and_subnets_come_from_config(prod):
-    config = parse(prod_raw())
-    groups = {r.name: r.inputs for r in prod.of_type("aws:eks/nodeGroup:NodeGroup")}
+    config = parse(raw_of())
+    groups = {r.name: r.inputs for r in prod.of_type(EKS_NODE_GROUP)}
     assert set(groups) == {"B-general", "A-eks-twin"}
     general = groups["B-general"]
     assert general["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
     assert general["scalingConfig"] == {"minSize": 3, "desiredSize": 4, "maxSize": 12}
     assert general["subnetIds"] == list(config.aws.subnet_ids)
-    cluster = only([r for r in prod.of_type("aws:eks/cluster:Cluster") if r.name == "B"])
+    cluster = one(prod.of_type(EKS_CLUSTER), "B")
     assert cluster.inputs["vpcConfig"]["subnetIds"] == list(config.aws.subnet_ids)
 
 
@@ -257,11 +228,11 @@ def test_eks_node_groups_and_subnets_come_from_config(prod):
 
 
 def test_every_kubeconfig_reaches_its_consumers_as_a_secret(prod):
-    providers = prod.of_type(K8S_PROVIDER)
+    providers = prod.of_type(KUBERNETES_PROVIDER)
     assert len(providers) == 5
     for provider in providers:
         assert rpc.is_rpc_secret(provider.inputs["kubeconfig"]), provider.name
-    drain = only(prod.of_type(DRAIN))
+    drain = one(prod.of_type(DRAIN))
     assert rpc.is_rpc_secret(drain.inputs["kubeconfig"])
 
 
@@ -278,7 +249,7 @@ def test_exports_name_clusters_without_any_kubeconfig(prod):
 
 def test_fleet_exposes_every_cluster_by_name_with_a_secret_kubeconfig():
     """The handle Prods will use: `fleet.by_name["A-eks"].provider` and friends."""
-    config = parse(prod_raw())
+    config = parse(raw_of())
     seen: dict[str, Any] = {}
 
     class Mocks(pulumi.runtime.Mocks):
@@ -290,7 +261,7 @@ def test_fleet_exposes_every_cluster_by_name_with_a_secret_kubeconfig():
 
     @pulumi.runtime.test
     def build() -> None:
-        fleet = ClusterFleet("fleet", config)
+        fleet = ClusterFleet("fleet", ClusterFleetArgs(config))
         seen["kinds"] = {name: h.kind for name, h in fleet.by_name.items()}
         seen["providers"] = {type(h.provider).__name__ for h in fleet.by_name.values()}
         seen["secret"] = {
@@ -314,12 +285,7 @@ def test_fleet_exposes_every_cluster_by_name_with_a_secret_kubeconfig():
 def test_prod_protects_clusters_but_never_the_cattle_that_replacement_must_delete(prod, synth):
     for kind, type_ in CLUSTER_RESOURCES.items():
         assert all(r.protect for r in prod.of_type(type_)), kind
-    cattle = (
-        "gcp:container/nodePool:NodePool",
-        DRAIN,
-        "aws:eks/nodeGroup:NodeGroup",
-        "openstack:containerinfra/clusterTemplate:ClusterTemplate",
-    )
+    cattle = (GKE_NODE_POOL, DRAIN, EKS_NODE_GROUP, MAGNUM_TEMPLATE)
     for type_ in cattle:
         assert prod.of_type(type_), type_
         assert not any(r.protect for r in prod.of_type(type_)), type_
@@ -332,11 +298,11 @@ def test_prod_protects_clusters_but_never_the_cattle_that_replacement_must_delet
 
 
 def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
-    pools = prod.of_type("gcp:container/nodePool:NodePool")
+    pools = prod.of_type(GKE_NODE_POOL)
     assert pools
     for pool in pools:
         drains = [d for d in prod.of_type(DRAIN) if d.inputs["pool_name"] == pool.inputs["name"]]
-        drain = only(drains)
+        drain = one(drains)
         assert pool.urn in drain.dependencies
         assert drain.parent == pool.parent
         assert drain.inputs["min_ready_nodes"] == 3
@@ -345,34 +311,33 @@ def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
 
 
 def test_pool_name_carries_version_and_deploy_id(prod):
-    pool = only(prod.of_type("gcp:container/nodePool:NodePool"))
+    pool = one(prod.of_type(GKE_NODE_POOL))
     assert pool.inputs["name"] == "g-1-30-5-gke-1014-r42"
     assert pool.inputs["version"] == "1.30.5-gke.1014"
     assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": False}
-    cluster = only(prod.of_type(CLUSTER_RESOURCES["gke"]))
+    cluster = one(prod.of_type(GKE_CLUSTER))
     assert cluster.inputs["removeDefaultNodePool"] is True
     assert cluster.inputs["releaseChannel"] == {"channel": "UNSPECIFIED"}
 
 
-def test_new_pool_version_renames_the_pool_and_nothing_deletes_before_replacing(prod, synth):
+def test_new_pool_version_renames_the_pool_and_nothing_deletes_before_replacing(prod):
     def new_version(raw: dict[str, Any]) -> None:
         raw["clusters"]["G"]["nodePool"].update(version="1.30.6-gke.1100", deployId="r43")
 
-    config, secret_keys = with_raw(new_version)
-    upgraded = synth("prod", config=config, secret_keys=secret_keys)
-    before = only(prod.of_type("gcp:container/nodePool:NodePool"))
-    after = only(upgraded.of_type("gcp:container/nodePool:NodePool"))
+    upgraded = synth_with(new_version)
+    before = one(prod.of_type(GKE_NODE_POOL))
+    after = one(upgraded.of_type(GKE_NODE_POOL))
     # Same logical resource, new physical name: the engine must replace the pool.
     assert after.urn == before.urn
     assert after.inputs["name"] == "g-1-30-6-gke-1100-r43" != before.inputs["name"]
-    assert only(upgraded.of_type(DRAIN)).inputs["pool_name"] == after.inputs["name"]
+    assert one(upgraded.of_type(DRAIN)).inputs["pool_name"] == after.inputs["name"]
     for result in (prod, upgraded):
-        for type_ in ("gcp:container/nodePool:NodePool", DRAIN):
+        for type_ in (GKE_NODE_POOL, DRAIN):
             assert result.of_type(type_)
             assert not any(r.delete_before_replace for r in result.of_type(type_)), type_
 
 
-def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings(synth):
+def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings():
     def blue_green(version: str) -> Callable[[dict[str, Any]], None]:
         def mutate(raw: dict[str, Any]) -> None:
             raw["clusters"]["G"]["upgrade"] = "blue-green"
@@ -386,9 +351,8 @@ def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings(syn
 
     pools = []
     for version in ("1.30.5-gke.1014", "1.30.6-gke.1100"):
-        config, secret_keys = with_raw(blue_green(version))
-        result = synth("prod", config=config, secret_keys=secret_keys)
-        pools.append(only(result.of_type("gcp:container/nodePool:NodePool")))
+        result = synth_with(blue_green(version))
+        pools.append(one(result.of_type(GKE_NODE_POOL)))
     assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r42"
     assert [p.inputs["version"] for p in pools] == ["1.30.5-gke.1014", "1.30.6-gke.1100"]
     settings = pools[0].inputs["upgradeSettings"]
@@ -399,14 +363,13 @@ def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings(syn
     assert "batchNodeCount" not in rollout
 
 
-def test_blue_green_with_two_batch_policies_is_a_config_error_with_its_key_path(synth):
+def test_blue_green_with_two_batch_policies_is_a_config_error_with_its_key_path():
     def both(raw: dict[str, Any]) -> None:
         raw["clusters"]["G"]["upgrade"] = "blue-green"
         raw["clusters"]["G"]["blueGreen"] = {"batchPercentage": 0.5, "batchNodeCount": 2}
 
-    config, secret_keys = with_raw(both)
     with pytest.raises(ProgramFailed) as failed:
-        synth("prod", config=config, secret_keys=secret_keys)
+        synth_with(both)
     assert isinstance(failed.value.cause, ConfigError)
     assert failed.value.cause.problems == [
         "hybrid-infra:clusters.G.blueGreen: give batchPercentage or batchNodeCount, not both"
@@ -471,7 +434,7 @@ def test_magnum_kubeconfig_is_the_providers_raw_config():
 
 
 def test_native_blue_green_gets_an_update_timeout_that_outlasts_its_soaks():
-    raw = prod_raw()["clusters"]["G"]
+    raw = raw_of()["clusters"]["G"]
     pool_per_version = GkeClusterSpec.model_validate(raw)
     assert blue_green_update_timeout(pool_per_version) is None
     blue_green = GkeClusterSpec.model_validate(

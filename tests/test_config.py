@@ -2,8 +2,6 @@
 registers nothing."""
 
 import copy
-import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,20 +9,14 @@ import pytest
 from model import fleet
 from model.config import ConfigError
 from model.stack import parse
+from tests.fixtures.program import Mutation, config_with, raw_of
+from tests.synthesis import AWS_PROVIDER
 from tools.synth import ProgramFailed, stack_config, synthesize
-
-NS = "hybrid-infra:"
-
-
-def prod_raw() -> dict[str, Any]:
-    config, _ = stack_config("prod")
-    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
 
 
 def run_with(raw: dict[str, Any]) -> ProgramFailed:
-    config, secret_keys = stack_config("prod")
-    config = {k: v for k, v in config.items() if not k.startswith(NS)}
-    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
+    """How the program fails on the prod stack file with `raw` as its hybrid-infra values."""
+    config, secret_keys = config_with(raw)
     with pytest.raises(ProgramFailed) as failed:
         synthesize("prod", config=config, secret_keys=secret_keys)
     return failed.value
@@ -34,13 +26,13 @@ def run_with(raw: dict[str, Any]) -> ProgramFailed:
 def test_stack_file_runs_under_mocks(stack, synth):
     result = synth(stack)
     assert result.outputs["environment"] == stack
-    assert any(r.type == "pulumi:providers:aws" for r in result.resources)
+    assert result.of_type(AWS_PROVIDER)
 
 
 def test_prod_is_protected_and_dev_is_not():
     config, _ = stack_config("prod")
     assert config["hybrid-infra:protect"] == "true"
-    assert parse(prod_raw()).protect is True
+    assert parse(raw_of()).protect is True
     dev, _ = stack_config("dev")
     assert "hybrid-infra:protect" not in dev
 
@@ -52,16 +44,13 @@ def test_secure_values_are_secret_placeholders():
 
 
 def test_prod_has_the_seed_layout():
-    config = parse(prod_raw())
+    config = parse(raw_of())
     assert set(fleet.clusters(config)) == {"A", "B", "C", "G", "A-eks"}
     assert set(config.prods) == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
     redundant = [s for s in config.segments if len(s.prods) == 2]
     assert [s.prods for s in redundant] == [("A-2", "B-1")]
     assert {lb.name for lb in config.load_balancers} == {"shop", "api", "game-gw"}
     assert any(lb.adopt for lb in config.load_balancers)
-
-
-Mutation = Callable[[dict[str, Any]], None]
 
 
 def _set(path: str, value: Any) -> Mutation:
@@ -322,7 +311,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_config_names_key_path_and_registers_nothing(case):
     mutate, expected = BAD[case]
-    raw = prod_raw()
+    raw = raw_of()
     mutate(raw)
     failed = run_with(raw)
     assert isinstance(failed.cause, ConfigError)
@@ -331,14 +320,14 @@ def test_bad_config_names_key_path_and_registers_nothing(case):
 
 
 def test_a_config_error_names_the_stack_file_to_fix():
-    raw = prod_raw()
+    raw = raw_of()
     _set("loadBalancers.1.dns.weights.nlb", 300)(raw)
     failed = run_with(raw)
     assert "Fix them in Pulumi.prod.yaml and run again" in str(failed.cause)
 
 
 def test_every_problem_is_reported_at_once():
-    raw = prod_raw()
+    raw = raw_of()
     _set("loadBalancers.1.dns.weights.nlb", 300)(raw)
     _set("clusters.B.kind", "openshift")(raw)
     _set("prods.C-1.capacity", 0)(raw)
@@ -358,13 +347,13 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_twin_name_cannot_shadow_a_configured_cluster():
-    raw = prod_raw()
+    raw = raw_of()
     raw["clusters"]["A-eks"] = copy.deepcopy(raw["clusters"]["B"])
     with pytest.raises(ConfigError, match=r"clusters\.A\.twin: the twin would be named A-eks"):
         parse(raw)
 
 
 def test_tcp_and_udp_on_one_port_is_not_a_clash():
-    config = parse(prod_raw())
+    config = parse(raw_of())
     shop = config.load_balancers[0]
     assert {(li.protocol, li.port) for li in shop.create.listeners} == {("TCP", 443), ("UDP", 443)}

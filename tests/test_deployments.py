@@ -10,16 +10,13 @@ import pytest
 import yaml
 
 from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig
+from tests.synthesis import AGENT_POOL, DEPLOYMENT_SETTINGS, DRIFT_SCHEDULE, POLICY_GROUP, one
 from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
 from tools.synth import synthesis as synth
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"
-SETTINGS = "pulumiservice:index:DeploymentSettings"
-DRIFT = "pulumiservice:index:DriftSchedule"
-POOL = "pulumiservice:index:AgentPool"
-GROUP = "pulumiservice:index:PolicyGroup"
 NS = "hybrid-infra-deployments"
 
 
@@ -27,7 +24,7 @@ NS = "hybrid-infra-deployments"
 def program_dir(monkeypatch):
     """The CLI runs deployments/__main__.py with its own directory importable; so do we."""
     monkeypatch.syspath_prepend(str(DEPLOYMENTS))
-    monkeypatch.setitem(synth.MOCK_OUTPUTS, POOL, {"agentPoolId": "pool-{name}"})
+    monkeypatch.setitem(synth.MOCK_OUTPUTS, AGENT_POOL, {"agentPoolId": "pool-{name}"})
 
 
 def run(**overrides):
@@ -46,13 +43,13 @@ def run(**overrides):
 def result():
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(DEPLOYMENTS))
-        mp.setitem(synth.MOCK_OUTPUTS, POOL, {"agentPoolId": "pool-{name}"})
+        mp.setitem(synth.MOCK_OUTPUTS, AGENT_POOL, {"agentPoolId": "pool-{name}"})
         return run()
 
 
 def settings(result, stack):
-    (found,) = [r for r in result.of_type(SETTINGS) if r.inputs["stack"] == stack]
-    return found
+    """The deployment settings of the hybrid-infra stack `stack`."""
+    return one(r for r in result.of_type(DEPLOYMENT_SETTINGS) if r.inputs["stack"] == stack)
 
 
 def stack_config_file(stack: str) -> dict:
@@ -69,7 +66,8 @@ def test_every_stack_in_promotion_order_gets_settings_for_project_hybrid_infra(r
     import stack_deployments
 
     assert tuple(stack_deployments.BRANCH_OF) == STACK_ORDER
-    assert sorted(r.inputs["stack"] for r in result.of_type(SETTINGS)) == sorted(STACK_ORDER)
+    stacks = sorted(r.inputs["stack"] for r in result.of_type(DEPLOYMENT_SETTINGS))
+    assert stacks == sorted(STACK_ORDER)
     for stack in STACK_ORDER:
         inputs = settings(result, stack).inputs
         assert inputs["project"] == "hybrid-infra"
@@ -184,7 +182,7 @@ def test_credentials_are_short_lived_oidc_per_stack_and_never_static_keys(result
 def test_stacks_with_member_syncs_get_drift_detection_with_auto_remediation_every_10_minutes(
     result,
 ):
-    drifts = {r.inputs["stack"]: r for r in result.of_type(DRIFT)}
+    drifts = {r.inputs["stack"]: r for r in result.of_type(DRIFT_SCHEDULE)}
     with_syncs = [
         s for s in STACK_ORDER if stack_config_file(s)["config"].get("hybrid-infra:loadBalancers")
     ]
@@ -211,7 +209,7 @@ def test_a_stack_without_load_balancers_gets_no_drift_schedule():
 
 
 def test_runs_happen_on_the_on_prem_agent_pool(result):
-    (pool,) = result.of_type(POOL)
+    (pool,) = result.of_type(AGENT_POOL)
     assert pool.inputs["name"] == "hybrid-infra-onprem"
     for stack in STACK_ORDER:
         found = settings(result, stack)
@@ -272,9 +270,9 @@ def test_the_ttl_step_posts_a_ttl_for_review_stacks_and_skips_the_template(tmp_p
 
 
 def test_a_published_policy_pack_is_enforced_on_every_stack_when_configured(result):
-    assert result.of_type(GROUP) == []
+    assert result.of_type(POLICY_GROUP) == []
     configured = run(policyPack={"name": "hybrid-infra", "versionTag": "0.1.0"})
-    (group,) = configured.of_type(GROUP)
+    (group,) = configured.of_type(POLICY_GROUP)
     assert group.inputs["policyPacks"] == [{"name": "hybrid-infra", "versionTag": "0.1.0"}]
     assert sorted(s["name"] for s in group.inputs["stacks"]) == sorted(STACK_ORDER)
     assert {s["routingProject"] for s in group.inputs["stacks"]} == {"hybrid-infra"}

@@ -5,19 +5,20 @@ really carry the tags; the listing is Octavia's own tag filter)."""
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from keystoneauth1 import session as ks_session
 
 from model.config import Discovery
 from model.discovery import twins
 from model.octavia import TaggedLoadBalancer
-from tests.fixtures.octavia import post_lb, wait_lb_active
-from tools.synth import stack_config, synthesize
+from tests.fixtures.octavia import lb_body, listener_body, post_lb, wait_lb_active
+from tests.fixtures.program import synth_with
+from tests.synthesis import HYBRID_LB, RECORD
+from tools.synth import Synthesis
 
-HLB = "hybrid-infra:lb:HybridLoadBalancer"
-RECORD = "aws:route53/record:Record"
 DISCOVERY = Discovery.model_validate(
     {"defaults": {"zone": "example.net", "checkPort": 443, "weights": {"octavia": 90, "nlb": 10}}}
 )
@@ -59,39 +60,23 @@ def test_an_lb_also_in_the_stack_file_is_built_from_the_stack_file():
 
 
 def create_lb(conn, project_id: str, name: str, tags: list[str]) -> str:
-    body = {
-        "name": name,
-        "project_id": project_id,
-        "vip_subnet_id": str(uuid.uuid4()),
-        "tags": tags,
-        "listeners": [
-            {
-                "name": "https",
-                "protocol": "TCP",
-                "protocol_port": 443,
-                "default_pool": {
-                    "name": "https",
-                    "protocol": "TCP",
-                    "lb_algorithm": "ROUND_ROBIN",
-                    "members": [{"address": "172.17.5.1", "protocol_port": 8443}],
-                },
-            }
-        ],
-    }
-    return post_lb(conn, body)
+    """A TCP 443 LB with one member, carrying `tags`."""
+    https = listener_body("https", "TCP", 443, [("172.17.5.1", 8443)])
+    return post_lb(conn, lb_body(name, project_id, https, tags=tags))
 
 
-def synth_with_discovery(marker: str):
-    config, secret_keys = stack_config("prod")
-    lbs = json.loads(config["hybrid-infra:loadBalancers"])
-    config["hybrid-infra:loadBalancers"] = json.dumps(lbs[:2])  # no recorded adopt entry
-    config["hybrid-infra:discovery"] = json.dumps(
-        {"tag": marker, "defaults": {"zone": "example.net", "checkPort": 443}}
-    )
-    return synthesize("prod", config=config, secret_keys=secret_keys, octavia_catalog=None)
+def synth_with_discovery(marker: str) -> Synthesis:
+    """Prod, discovering LBs tagged `marker` live, without its recorded adopt entry."""
+
+    def discover(raw: dict) -> None:
+        raw["loadBalancers"] = raw["loadBalancers"][:2]
+        raw["discovery"] = {"tag": marker, "defaults": {"zone": "example.net", "checkPort": 443}}
+
+    return synth_with(discover, octavia_catalog=None)
 
 
-def records(result, name):
+def records(result: Synthesis, name: str) -> dict[str, Mapping[str, Any]]:
+    """The weighted records of `name`'s DNS, by set identifier."""
     return {
         r.inputs["setIdentifier"]: r.inputs
         for r in result.of_type(RECORD)
@@ -124,7 +109,7 @@ def test_tagged_lbs_get_twins_and_follow_their_tags(
     result = synth_with_discovery(marker)
     assert len(listings) == 1, "discovery is one list call, whatever the number of LBs"
 
-    built = {r.name for r in result.of_type(HLB)}
+    built = {r.name for r in result.of_type(HYBRID_LB)}
     assert "checkout" in built and not {"broken", "untagged"} & built
     assert records(result, "checkout")["octavia"]["weightedRoutingPolicies"] == [{"weight": 70}]
     assert records(result, "checkout")["octavia"]["records"] == ["203.0.113.20"]
@@ -146,4 +131,4 @@ def test_tagged_lbs_get_twins_and_follow_their_tags(
     }
     octavia_conn.load_balancer.update_load_balancer(checkout, tags=tags[1:])
     wait_lb_active(octavia_conn, checkout)
-    assert "checkout" not in {r.name for r in synth_with_discovery(marker).of_type(HLB)}
+    assert "checkout" not in {r.name for r in synth_with_discovery(marker).of_type(HYBRID_LB)}

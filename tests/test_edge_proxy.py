@@ -7,7 +7,6 @@ the new version ramps up. A small DNS server (dnspython) stands in for the clust
 from __future__ import annotations
 
 import http.client
-import json
 import shutil
 import signal
 import socket
@@ -30,7 +29,9 @@ from hypothesis import strategies as st
 from model.config import Prod, Segment
 from model.edge_config import EdgeConfigError, EdgeSettings, render
 from model.placement import place
-from tools.synth import stack_config, synthesize
+from tests.fixtures.program import synth_with
+from tests.synthesis import CONFIGMAP, DEPLOYMENT, EDGE_PROXY, PDB, children_by_type
+from tools.synth import Synthesis, synthesize
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 needs_haproxy = pytest.mark.skipif(
@@ -319,21 +320,13 @@ def test_only_a_warming_prod_beside_a_steady_one_waits_for_the_resolver():
 # --- the program's edge proxies (mocks: the program's shape), their configs by real haproxy -c
 
 
-EDGE = "hybrid-infra:edge:EdgeProxy"
-
-
-def edge_resources(result, cluster):
-    (component,) = [r for r in result.of_type(EDGE) if r.name == f"{cluster}-edge-proxy"]
-    return {r.type.split(":")[-1]: r for r in result.resources if r.parent == component.urn}
-
-
 @needs_haproxy
 def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_path):
     result = synthesize("prod")
-    assert {r.name for r in result.of_type(EDGE)} == {f"{c}-edge-proxy" for c in "ABC"}
+    assert {r.name for r in result.of_type(EDGE_PROXY)} == {f"{c}-edge-proxy" for c in "ABC"}
     for cluster in "ABC":
-        parts = edge_resources(result, cluster)
-        config = parts["ConfigMap"].inputs["data"]["haproxy.cfg"]
+        parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
+        config = parts[CONFIGMAP].inputs["data"]["haproxy.cfg"]
         path = tmp_path / f"{cluster}.cfg"
         path.write_text(config)
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True)
@@ -345,24 +338,21 @@ def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_pat
             assert (
                 f"prod-{other.lower()}-1.{other.lower()}.prod.internal.example.net:8080" in config
             )
-        strategy = parts["Deployment"].inputs["spec"]["strategy"]["rollingUpdate"]
+        strategy = parts[DEPLOYMENT].inputs["spec"]["strategy"]["rollingUpdate"]
         assert strategy["maxUnavailable"] == 0
-        assert parts["PodDisruptionBudget"].inputs["spec"]["minAvailable"] == 1
-        (container,) = parts["Deployment"].inputs["spec"]["template"]["spec"]["containers"]
+        assert parts[PDB].inputs["spec"]["minAvailable"] == 1
+        (container,) = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]["containers"]
         # A command works on every Kubernetes version; the `sleep` action needs 1.30.
         assert container["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "15"]}}
 
 
 def test_a_drain_changes_every_proxys_config_and_so_rolls_it():
-    def digest(result, cluster):
-        template = edge_resources(result, cluster)["Deployment"].inputs["spec"]["template"]
+    def digest(result: Synthesis, cluster: str) -> str:
+        parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
+        template = parts[DEPLOYMENT].inputs["spec"]["template"]
         return template["metadata"]["annotations"]["hybrid-infra/config-sha256"]
 
     before = synthesize("prod")
-    config, secret_keys = stack_config("prod")
-    clusters = json.loads(config["hybrid-infra:clusters"])
-    clusters["C"]["drained"] = True
-    config["hybrid-infra:clusters"] = json.dumps(clusters)
-    after = synthesize("prod", config=config, secret_keys=secret_keys)
+    after = synth_with(lambda raw: raw["clusters"]["C"].update(drained=True))
     for cluster in "ABC":
         assert digest(before, cluster) != digest(after, cluster)

@@ -31,6 +31,17 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from model.rules import REQUIRED_TAGS
 from policy import hybrid_policies as hp
+from tests.synthesis import (
+    AWS_PROVIDER,
+    NLB,
+    OCTAVIA_POOL,
+    RECORD,
+    SECGROUP_RULE,
+    SECURITY_GROUP,
+    TARGET_GROUP,
+    one,
+    provider_urn,
+)
 from tools.synth import Registered, synthesize
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
@@ -85,7 +96,7 @@ def evaluate(
     config = config or {}
 
     def provider(r: Registered) -> PolicyProviderResource | None:
-        found = by_urn.get((r.provider or "").rsplit("::", 1)[0])
+        found = by_urn.get(provider_urn(r) or "")
         if found is None:
             return None
         return PolicyProviderResource(found.type, _props(found.inputs), found.urn, found.name)
@@ -137,11 +148,6 @@ def _stack_resources(
 
 
 # --- mutations -------------------------------------------------------------------------------
-
-
-def named(resources: Sequence[Registered], name: str, type_: str | None = None) -> Registered:
-    (found,) = [r for r in resources if r.name == name and (type_ is None or r.type == type_)]
-    return found
 
 
 def replaced(resources: list[Registered], old: Registered, **changes: Any) -> list[Registered]:
@@ -206,28 +212,28 @@ def test_pack_main_builds_one_pack_with_every_policy(monkeypatch):
 
 
 def test_removing_the_nlb_twin_is_a_violation(prod):
-    violations = evaluate(without(prod, named(prod, "shop-nlb", hp.NLB)))
+    violations = evaluate(without(prod, one(prod, "shop-nlb", NLB)))
     (v,) = of_policy(violations, "hybrid-lb-has-nlb-twin-and-sync")
     assert v.level == "mandatory"
     assert "'shop' has 0 NLB twins" in v.message
 
 
 def test_an_application_lb_is_not_a_twin(prod):
-    nlb = named(prod, "api-nlb", hp.NLB)
+    nlb = one(prod, "api-nlb", NLB)
     violations = evaluate(with_inputs(prod, nlb, loadBalancerType="application"))
     (v,) = of_policy(violations, "hybrid-lb-has-nlb-twin-and-sync")
     assert "'api' has 0 NLB twins" in v.message
 
 
 def test_removing_the_sync_is_a_violation(prod):
-    violations = evaluate(without(prod, named(prod, "game-gw-sync")))
+    violations = evaluate(without(prod, one(prod, "game-gw-sync")))
     (v,) = of_policy(violations, "hybrid-lb-has-nlb-twin-and-sync")
     assert "'game-gw' has 0 member syncs" in v.message
 
 
 def test_an_octavia_pool_the_sync_does_not_bind_is_a_violation(prod):
-    sync = named(prod, "shop-sync")
-    quic = named(prod, "shop-quic", hp.OCTAVIA_POOL)
+    sync = one(prod, "shop-sync")
+    quic = one(prod, "shop-quic", OCTAVIA_POOL)
     unbound = tuple(d for d in sync.dependencies if d != quic.urn)
     violations = evaluate(replaced(prod, sync, dependencies=unbound))
     (v,) = of_policy(violations, "hybrid-lb-has-nlb-twin-and-sync")
@@ -239,7 +245,7 @@ def test_an_octavia_pool_the_sync_does_not_bind_is_a_violation(prod):
 
 
 def test_a_target_group_without_health_check_is_a_violation(prod):
-    group = named(prod, "api-https", hp.TARGET_GROUP)
+    group = one(prod, "api-https", TARGET_GROUP)
     inputs = {k: v for k, v in group.inputs.items() if k != "healthCheck"}
     (v,) = of_policy(
         evaluate(replaced(prod, group, inputs=inputs)), "nlb-target-group-health-check"
@@ -248,7 +254,7 @@ def test_a_target_group_without_health_check_is_a_violation(prod):
 
 
 def test_a_disabled_target_group_health_check_is_a_violation(prod):
-    group = named(prod, "api-https", hp.TARGET_GROUP)
+    group = one(prod, "api-https", TARGET_GROUP)
     check = {**group.inputs["healthCheck"], "enabled": False}
     violations = evaluate(with_inputs(prod, group, healthCheck=check))
     (v,) = of_policy(violations, "nlb-target-group-health-check")
@@ -256,7 +262,7 @@ def test_a_disabled_target_group_health_check_is_a_violation(prod):
 
 
 def test_a_weighted_record_without_health_check_is_a_violation(prod):
-    record = named(prod, "shop-dns-nlb", hp.RECORD)
+    record = one(prod, "shop-dns-nlb", RECORD)
     inputs = {k: v for k, v in record.inputs.items() if k != "healthCheckId"}
     violations = evaluate(replaced(prod, record, inputs=inputs))
     (v,) = of_policy(violations, "weighted-record-health-check")
@@ -266,21 +272,21 @@ def test_a_weighted_record_without_health_check_is_a_violation(prod):
 def test_zeroing_both_weights_of_a_name_is_a_violation(prod):
     mutated = prod
     for name in ("api-dns-octavia", "api-dns-nlb"):
-        record = named(mutated, name, hp.RECORD)
+        record = one(mutated, name, RECORD)
         mutated = with_inputs(mutated, record, weightedRoutingPolicies=[{"weight": 0.0}])
     (v,) = of_policy(evaluate(mutated), "weighted-records-not-all-zero")
     assert "api.example.net" in v.message
 
 
 def test_draining_one_side_to_weight_zero_is_allowed(prod):
-    record = named(prod, "api-dns-octavia", hp.RECORD)
+    record = one(prod, "api-dns-octavia", RECORD)
     mutated = with_inputs(prod, record, weightedRoutingPolicies=[{"weight": 0.0}])
     assert evaluate(mutated) == []
 
 
 def test_unknown_values_during_preview_are_not_violations(prod):
-    record = named(prod, "shop-dns-nlb", hp.RECORD)
-    group = named(prod, "shop-port-443", hp.TARGET_GROUP)
+    record = one(prod, "shop-dns-nlb", RECORD)
+    group = one(prod, "shop-port-443", TARGET_GROUP)
     mutated = with_inputs(prod, record, healthCheckId=Unknown())
     mutated = with_inputs(mutated, group, healthCheck=Unknown())
     assert evaluate(mutated) == []
@@ -290,7 +296,7 @@ def test_unknown_values_during_preview_are_not_violations(prod):
 
 
 def test_ssh_open_to_the_world_on_an_nlb_security_group_is_a_violation(prod):
-    group = named(prod, "shop-nlb", hp.AWS_SECURITY_GROUP)
+    group = one(prod, "shop-nlb", SECURITY_GROUP)
     ssh = {"protocol": "tcp", "fromPort": 22.0, "toPort": 22.0, "cidrBlocks": ["0.0.0.0/0"]}
     violations = evaluate(with_inputs(prod, group, ingress=[*group.inputs["ingress"], ssh]))
     (v,) = of_policy(violations, "no-management-ports-open-to-world")
@@ -299,7 +305,7 @@ def test_ssh_open_to_the_world_on_an_nlb_security_group_is_a_violation(prod):
 
 
 def test_every_protocol_open_to_ipv6_anywhere_is_a_violation(prod):
-    group = named(prod, "api-nlb", hp.AWS_SECURITY_GROUP)
+    group = one(prod, "api-nlb", SECURITY_GROUP)
     everything = {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "ipv6CidrBlocks": ["::/0"]}
     violations = evaluate(with_inputs(prod, group, ingress=[everything]))
     (v,) = of_policy(violations, "no-management-ports-open-to-world")
@@ -307,7 +313,7 @@ def test_every_protocol_open_to_ipv6_anywhere_is_a_violation(prod):
 
 
 def test_a_neutron_rule_opening_keystone_to_anyone_is_a_violation(prod):
-    rule = next(r for r in prod if r.type == hp.OPENSTACK_RULE)
+    rule = next(r for r in prod if r.type == SECGROUP_RULE)
     violations = evaluate(
         with_inputs(prod, rule, portRangeMin=5000.0, portRangeMax=5000.0, remoteIpPrefix=None)
     )
@@ -317,7 +323,7 @@ def test_a_neutron_rule_opening_keystone_to_anyone_is_a_violation(prod):
 
 def test_a_service_port_open_to_the_world_is_allowed(prod):
     """prod's shop NLB is internet-facing on 443: that is its job."""
-    group = named(prod, "shop-nlb", hp.AWS_SECURITY_GROUP)
+    group = one(prod, "shop-nlb", SECURITY_GROUP)
     assert any("0.0.0.0/0" in rule["cidrBlocks"] for rule in group.inputs["ingress"])
     assert of_policy(evaluate(prod), "no-management-ports-open-to-world") == []
 
@@ -326,7 +332,7 @@ def test_a_service_port_open_to_the_world_is_allowed(prod):
 
 
 def test_an_unprotected_nlb_in_prod_is_a_violation(prod):
-    nlb = named(prod, "shop-nlb", hp.NLB)
+    nlb = one(prod, "shop-nlb", NLB)
     violations = evaluate(replaced(prod, nlb, protect=False))
     (v,) = of_policy(violations, "traffic-resources-protected")
     assert v.urn == nlb.urn and "'prod'" in v.message
@@ -356,7 +362,7 @@ def test_dev_need_not_protect_but_a_configured_stack_must(stacks):
 
 def test_a_missing_cost_center_tag_is_an_advisory_violation_on_taggable_resources(stacks):
     dev = list(stacks["dev"])
-    provider = named(dev, "aws", "pulumi:providers:aws")
+    provider = one(dev, "aws", AWS_PROVIDER)
     tags = '{"tags": {"owner": "platform", "environment": "dev"}}'
     violations = of_policy(evaluate(with_inputs(dev, provider, defaultTags=tags)), "required-tags")
     flagged = {v.urn for v in violations}
@@ -364,18 +370,18 @@ def test_a_missing_cost_center_tag_is_an_advisory_violation_on_taggable_resource
         r.urn for r in dev if r.type.startswith("aws:") and r.type not in hp.UNTAGGABLE_AWS_TYPES
     }
     assert flagged == taggable
-    assert named(dev, "shop-nlb", hp.NLB).urn in flagged
-    assert not any(r.type == hp.RECORD and r.urn in flagged for r in dev)
+    assert one(dev, "shop-nlb", NLB).urn in flagged
+    assert not any(r.type == RECORD and r.urn in flagged for r in dev)
     assert {v.level for v in violations} == {"advisory"}
     assert all("cost-center" in v.message for v in violations)
 
 
 def test_a_resource_tag_completes_the_provider_defaults(stacks):
     dev = list(stacks["dev"])
-    provider = named(dev, "aws", "pulumi:providers:aws")
+    provider = one(dev, "aws", AWS_PROVIDER)
     mutated = with_inputs(dev, provider, defaultTags='{"tags": {"owner": "platform"}}')
-    nlb = named(mutated, "shop-nlb", hp.NLB)
+    nlb = one(mutated, "shop-nlb", NLB)
     mutated = with_inputs(mutated, nlb, tags={"cost-center": "4100", "environment": "dev"})
     flagged = {v.urn for v in of_policy(evaluate(mutated), "required-tags")}
     assert nlb.urn not in flagged
-    assert named(mutated, "shop-https", hp.TARGET_GROUP).urn in flagged
+    assert one(mutated, "shop-https", TARGET_GROUP).urn in flagged

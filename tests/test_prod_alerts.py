@@ -4,22 +4,19 @@ The alerts carry the label the wave gate filters on, so a wave waits exactly for
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from components.prod_alerts import prod_alert_rules
 from model.config import AppAlerts
 from model.release import ALERT_LABEL
+from tests.fixtures.promtool import needs_promtool, promtool, rule_test, run_rule_tests
+from tests.synthesis import PROMETHEUS_RULE
 
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed: run scripts/system-packages.sh"
-)
 LABELS = {ALERT_LABEL: "C-1", "severity": "page"}
+REQUESTS = 'http_requests_total{{namespace="{namespace}",code="{code}"}}'
+REPLICAS = 'kube_deployment_status_replicas_available{namespace="prod-c-1",deployment="app"}'
 
 
 def rule_file(tmp_path: Path) -> Path:
@@ -30,9 +27,7 @@ def rule_file(tmp_path: Path) -> Path:
 
 @needs_promtool
 def test_promtool_accepts_the_rules(tmp_path):
-    done = subprocess.run(
-        [PROMTOOL, "check", "rules", str(rule_file(tmp_path))], capture_output=True
-    )
+    done = promtool("check", "rules", str(rule_file(tmp_path)))
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
@@ -40,69 +35,43 @@ def test_promtool_accepts_the_rules(tmp_path):
 def test_the_rules_fire_on_errors_and_on_no_replica_with_the_prods_label(tmp_path):
     """5% errors fire ProdErrorRate after 5 minutes; 1% does not; no replica fires ProdUnavailable;
     another Prod's errors fire nothing here."""
-    series = {
-        "failing": [
-            ('http_requests_total{namespace="prod-c-1",code="200"}', "0+95x30"),
-            ('http_requests_total{namespace="prod-c-1",code="500"}', "0+5x30"),
-            (
-                'kube_deployment_status_replicas_available{namespace="prod-c-1",deployment="app"}',
-                "0x30",
-            ),
-        ],
-        "healthy": [
-            ('http_requests_total{namespace="prod-c-1",code="200"}', "0+99x30"),
-            ('http_requests_total{namespace="prod-c-1",code="500"}', "0+1x30"),
-            ('http_requests_total{namespace="prod-a-1",code="500"}', "0+50x30"),
-            (
-                'kube_deployment_status_replicas_available{namespace="prod-c-1",deployment="app"}',
-                "3x30",
-            ),
-        ],
-    }
-    expected = {
-        "ProdErrorRate": {
-            "exp_labels": LABELS,
-            "exp_annotations": {
-                "summary": "C-1: over 2% of requests fail; the release wave is held back"
-            },
-        },
-        "ProdUnavailable": {
-            "exp_labels": {**LABELS, "namespace": "prod-c-1", "deployment": "app"},
-            "exp_annotations": {"summary": "C-1: no replica available"},
+    error_rate = {
+        "exp_labels": LABELS,
+        "exp_annotations": {
+            "summary": "C-1: over 2% of requests fail; the release wave is held back"
         },
     }
-    firing = {"failing": ["ProdErrorRate", "ProdUnavailable"], "healthy": []}
-    tests = []
-    for case, lines in series.items():
-        tests.append(
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in lines],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "15m",
-                        "alertname": name,
-                        "exp_alerts": [expected[name]] if name in firing[case] else [],
-                    }
-                    for name in ("ProdErrorRate", "ProdUnavailable")
-                ],
-            }
-        )
-    rules = rule_file(tmp_path)
-    spec = tmp_path / "test.yml"
-    spec.write_text(yaml.safe_dump({"rule_files": [str(rules)], "tests": tests}))
-    done = subprocess.run([PROMTOOL, "test", "rules", str(spec)], capture_output=True)
+    unavailable = {
+        "exp_labels": {**LABELS, "namespace": "prod-c-1", "deployment": "app"},
+        "exp_annotations": {"summary": "C-1: no replica available"},
+    }
+    failing = rule_test(
+        {
+            REQUESTS.format(namespace="prod-c-1", code=200): "0+95x30",
+            REQUESTS.format(namespace="prod-c-1", code=500): "0+5x30",
+            REPLICAS: "0x30",
+        },
+        {"ProdErrorRate": [error_rate], "ProdUnavailable": [unavailable]},
+        at="15m",
+    )
+    healthy = rule_test(
+        {
+            REQUESTS.format(namespace="prod-c-1", code=200): "0+99x30",
+            REQUESTS.format(namespace="prod-c-1", code=500): "0+1x30",
+            REQUESTS.format(namespace="prod-a-1", code=500): "0+50x30",
+            REPLICAS: "3x30",
+        },
+        {"ProdErrorRate": [], "ProdUnavailable": []},
+        at="15m",
+    )
+    done = run_rule_tests(rule_file(tmp_path), [failing, healthy])
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
 def test_every_prod_ships_its_rules(synth):
     """Mocks, program shape."""
     result = synth("prod")
-    rules = {
-        r.name: r.inputs
-        for r in result.resources
-        if r.type == "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
-    }
+    rules = {r.name: r.inputs for r in result.of_type(PROMETHEUS_RULE)}
     assert set(rules) == {f"{p}-alerts" for p in ("A-1", "A-2", "B-1", "B-2", "C-1", "C-2")}
     for name, inputs in rules.items():
         prod = name.removesuffix("-alerts")

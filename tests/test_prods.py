@@ -5,7 +5,6 @@ routing ConfigMap says where each segment goes; a drained cluster moves users or
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,31 +18,24 @@ from model.fleet import drained_clusters, twin_name, twin_spec
 from model.placement import place
 from model.release import release_plan
 from model.stack import parse
-from tools.synth import ProgramFailed, Registered, Synthesis, stack_config, synthesize
+from tests.fixtures.program import raw_of, synth_with
+from tests.synthesis import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    EDGE_PROXY,
+    HPA,
+    NAMESPACE,
+    PDB,
+    PROD,
+    PROMETHEUS_RULE,
+    SERVICE,
+    children_by_type,
+    one,
+    provider_urn,
+)
+from tools.synth import ProgramFailed, Synthesis, synthesize
 
-NS = "hybrid-infra:"
-PROD = "hybrid-infra:prod:Prod"
-NAMESPACE = "kubernetes:core/v1:Namespace"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
-PDB = "kubernetes:policy/v1:PodDisruptionBudget"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 PROD_CLUSTERS = {"A-1": "A", "A-2": "A", "B-1": "B", "B-2": "B", "C-1": "C", "C-2": "C"}
-
-
-def prod_raw() -> dict[str, Any]:
-    config, _ = stack_config("prod")
-    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
-
-
-def synth_with(mutate: Callable[[dict[str, Any]], None]) -> Synthesis:
-    config, secret_keys = stack_config("prod")
-    raw = prod_raw()
-    mutate(raw)
-    config = {k: v for k, v in config.items() if not k.startswith(NS)}
-    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
-    return synthesize("prod", config=config, secret_keys=secret_keys)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +49,6 @@ def mid_release() -> Synthesis:
     return synth_with(lambda raw: raw["release"].update(wave=2))
 
 
-def children(result: Synthesis, prod: str) -> dict[str, Registered]:
-    (component,) = [r for r in result.of_type(PROD) if r.name == prod]
-    return {r.type: r for r in result.children(component)}
-
-
-def provider_of(result: Synthesis, cluster: str) -> str:
-    return result.named(f"{cluster}-kubernetes").urn
-
-
 def routing_document(result: Synthesis, cluster: str) -> dict[str, Any]:
     return json.loads(result.named(f"{cluster}-routing").inputs["data"][ROUTING_KEY])
 
@@ -76,20 +59,18 @@ def routing_document(result: Synthesis, cluster: str) -> dict[str, Any]:
 def test_six_prods_each_with_namespace_deployment_service_pdb_and_hpa(prod):
     assert sorted(r.name for r in prod.of_type(PROD)) == sorted(PROD_CLUSTERS)
     for name, cluster in PROD_CLUSTERS.items():
-        below = prod.children(next(r for r in prod.of_type(PROD) if r.name == name))
-        rules = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
-        expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, rules]
+        below = prod.children(one(prod.of_type(PROD), name))
+        expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, PROMETHEUS_RULE]
         assert sorted(r.type for r in below) == sorted(expected)
         for resource in below:
-            # Provider references are `<provider urn>::<id>`.
             assert resource.provider is not None
-            assert resource.provider.rsplit("::", 1)[0] == provider_of(prod, cluster), resource
+            assert provider_urn(resource) == prod.named(f"{cluster}-kubernetes").urn, resource
             assert resource.inputs["metadata"]["labels"][PROD_LABEL] == name
 
 
 def test_rollouts_never_drop_a_ready_pod_and_surge_as_configured(prod):
     for name in PROD_CLUSTERS:
-        spec = children(prod, name)[DEPLOYMENT].inputs["spec"]
+        spec = children_by_type(prod, PROD, name)[DEPLOYMENT].inputs["spec"]
         assert spec["strategy"]["type"] == "RollingUpdate"
         assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": "25%"}
         # The autoscaler owns the replica count.
@@ -97,9 +78,8 @@ def test_rollouts_never_drop_a_ready_pod_and_surge_as_configured(prod):
 
 
 def test_pods_are_probed_on_the_health_path_with_requests_and_limits(prod):
-    (container,) = children(prod, "A-1")[DEPLOYMENT].inputs["spec"]["template"]["spec"][
-        "containers"
-    ]
+    pod_spec = children_by_type(prod, PROD, "A-1")[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["resources"] == {
@@ -110,7 +90,7 @@ def test_pods_are_probed_on_the_health_path_with_requests_and_limits(prod):
 
 
 def test_pods_spread_over_zones_and_nodes_of_their_own_prod(prod):
-    pod_spec = children(prod, "B-2")[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+    pod_spec = children_by_type(prod, PROD, "B-2")[DEPLOYMENT].inputs["spec"]["template"]["spec"]
     spread = {c["topologyKey"]: c for c in pod_spec["topologySpreadConstraints"]}
     assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
     for constraint in spread.values():
@@ -121,7 +101,7 @@ def test_pods_spread_over_zones_and_nodes_of_their_own_prod(prod):
 
 def test_service_pdb_and_hpa_select_the_deployments_pods(prod):
     for name in PROD_CLUSTERS:
-        found = children(prod, name)
+        found = children_by_type(prod, PROD, name)
         deployment = found[DEPLOYMENT].inputs
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         selector = deployment["spec"]["selector"]["matchLabels"]
@@ -147,20 +127,20 @@ def test_service_pdb_and_hpa_select_the_deployments_pods(prod):
 
 
 def test_image_tags_and_labels_follow_the_release_plan(mid_release):
-    raw = prod_raw()
+    raw = raw_of()
     raw["release"]["wave"] = 2
     plan = release_plan(parse(raw))
     for name, planned in plan.prods.items():
-        template = children(mid_release, name)[DEPLOYMENT].inputs["spec"]["template"]
+        deployment = children_by_type(mid_release, PROD, name)[DEPLOYMENT].inputs
+        template = deployment["spec"]["template"]
         (container,) = template["spec"]["containers"]
         assert container["image"] == f"registry.example.net/shop/web:{planned.version}"
         labels = template["metadata"]["labels"]
         assert labels[VERSION_LABEL] == planned.version
         assert WAVE_LABEL not in labels, "a Prod moving between waves must not restart its Pods"
-        deployment = children(mid_release, name)[DEPLOYMENT].inputs["metadata"]["labels"]
-        assert deployment[WAVE_LABEL] == str(planned.wave)
+        assert deployment["metadata"]["labels"][WAVE_LABEL] == str(planned.wave)
     images = {
-        n: children(mid_release, n)[DEPLOYMENT]
+        n: children_by_type(mid_release, PROD, n)[DEPLOYMENT]
         .inputs["spec"]["template"]["spec"]["containers"][0]["image"]
         .rsplit(":", 1)[1]
         for n in PROD_CLUSTERS
@@ -180,7 +160,7 @@ def test_routing_configmap_is_on_every_cluster_that_hosts_prods_and_only_there(p
     assert sorted(proxies) == ["A-edge-proxy-config", "B-edge-proxy-config", "C-edge-proxy-config"]
     for cluster in ("A", "B", "C"):
         configmap = prod.named(f"{cluster}-routing")
-        assert configmap.provider.rsplit("::", 1)[0] == provider_of(prod, cluster)
+        assert provider_urn(configmap) == prod.named(f"{cluster}-kubernetes").urn
         assert configmap.inputs["metadata"]["name"] == ROUTING_CONFIGMAP
         assert configmap.inputs["metadata"]["namespace"] == EDGE_NAMESPACE
         assert routing_document(prod, cluster) == prod.outputs["routing"]
@@ -214,7 +194,7 @@ def test_routing_sends_each_segment_to_its_prods_with_endpoints_and_weights(prod
         "consumer-west": ["B-2"],
     }
     assert not any(v["moved"] for v in segments.values())
-    service = children(prod, "A-2")[SERVICE].inputs
+    service = children_by_type(prod, PROD, "A-2")[SERVICE].inputs
     assert service["metadata"]["name"] == "app"
     assert service["metadata"]["namespace"] == "prod-a-2"
 
@@ -238,9 +218,7 @@ def test_routing_waits_for_every_prod_to_be_rolled_out(prod):
     deployments = {r.urn for r in prod.of_type(DEPLOYMENT) if "edge-proxy" not in r.name}
     for cluster in ("A", "B", "C"):
         assert deployments <= set(prod.named(f"{cluster}-routing").dependencies)
-        (edge,) = [
-            r for r in prod.of_type("hybrid-infra:edge:EdgeProxy") if r.name.startswith(cluster)
-        ]
+        (edge,) = [r for r in prod.of_type(EDGE_PROXY) if r.name.startswith(cluster)]
         assert deployments <= set(edge.dependencies), "the proxy waits for the Prods too"
 
 
@@ -295,11 +273,8 @@ def test_draining_a_without_room_fails_before_any_resource_naming_the_segment():
 
 
 def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
-    raw = prod_raw()
-    raw["clusters"]["A"]["drained"] = True
-    raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
-    raw["clusters"]["G"]["capacity"] = 10000
-    raw["edge"]["addresses"]["G-1"] = "prod-g-1.g.prod.internal.example.net:8080"
+    raw = raw_of()
+    drain_a_with_room_on_g(raw)
     config = parse(raw)
     spec = config.clusters["A"]
     assert isinstance(spec, OnPremClusterSpec)
@@ -330,7 +305,7 @@ def test_re_placement_picks_the_roomiest_prod_and_never_a_test_prod():
 
 
 def test_a_prod_below_the_users_it_serves_is_a_config_error():
-    raw = prod_raw()
+    raw = raw_of()
     raw["prods"]["A-2"]["capacity"] = 4000
     with pytest.raises(ConfigError) as error:
         parse(raw)
@@ -339,7 +314,7 @@ def test_a_prod_below_the_users_it_serves_is_a_config_error():
 
 
 def test_prod_names_that_differ_only_in_case_are_a_config_error():
-    raw = prod_raw()
+    raw = raw_of()
     raw["prods"]["a-1"] = {"cluster": "C", "capacity": 100}
     raw["edge"]["addresses"]["a-1"] = "prod-a-1.c.prod.internal.example.net:8080"
     with pytest.raises(ConfigError) as error:
@@ -358,7 +333,7 @@ def test_prod_names_that_differ_only_in_case_are_a_config_error():
     ],
 )
 def test_app_settings_no_rollout_could_use_are_config_errors(key, value, start):
-    raw = prod_raw()
+    raw = raw_of()
     raw["app"][key] = value
     with pytest.raises(ConfigError) as error:
         parse(raw)

@@ -20,12 +20,22 @@ import pytest
 import yaml
 
 from model.stackfile import ROOT
-from tools.synth import Registered, Synthesis, cli, graph, snapshot, stack_config, synthesize
+from tests.fixtures.program import synth_with
+from tests.synthesis import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    EKS_CLUSTER,
+    HYBRID_LB,
+    KUBERNETES_PROVIDER,
+    LISTENER,
+    PROD,
+    ROOT_STACK,
+    SERVICE,
+)
+from tools.synth import Registered, Synthesis, cli, graph, snapshot, synthesize
 from tools.synth.diff import diff, render_diff
 from tools.synth.tree import render_tree
 
-NS = "hybrid-infra:"
-HYBRID_LB = "hybrid-infra:lb:HybridLoadBalancer"
 PLAINTEXT = "hunter2-plaintext-s3cret"
 
 
@@ -120,17 +130,15 @@ def _secretive_synthesis() -> Synthesis:
     """A hand-made run with a secret at every depth the views walk, and one in a log line."""
     secret = {snapshot.SIG_KEY: snapshot.SECRET_SIG, "value": PLAINTEXT}
     stack = "urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack::hybrid-infra-t"
-    comp = "urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack$hybrid-infra:lb:HybridLoadBalancer::x"
-    child = (
-        "urn:pulumi:t::hybrid-infra::hybrid-infra:lb:HybridLoadBalancer$aws:lb/listener:Listener::l"
-    )
-    other = "urn:pulumi:t::hybrid-infra::hybrid-infra:lb:HybridLoadBalancer$vendor:thing:Thing::th"
+    comp = f"urn:pulumi:t::hybrid-infra::pulumi:pulumi:Stack${HYBRID_LB}::x"
+    child = f"urn:pulumi:t::hybrid-infra::{HYBRID_LB}${LISTENER}::l"
+    other = f"urn:pulumi:t::hybrid-infra::{HYBRID_LB}$vendor:thing:Thing::th"
     return Synthesis(
         stack="t",
         resources=(
             Registered(HYBRID_LB, "x", comp, stack, {}, False, False, (), None, False),
             Registered(
-                "aws:lb/listener:Listener",
+                LISTENER,
                 "l",
                 child,
                 comp,
@@ -245,23 +253,11 @@ def test_unknowns_become_a_marker():
 # --- diff -----------------------------------------------------------------------------------------
 
 
-def _prod_with(mutate) -> tuple[dict[str, str], list[str]]:
-    config, secret_keys = stack_config("prod")
-    raw: dict[str, Any] = {
-        k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)
-    }
-    mutate(raw)
-    config = {k: v for k, v in config.items() if not k.startswith(NS)}
-    config.update({NS + k: json.dumps(v) for k, v in raw.items()})
-    return config, secret_keys
-
-
 def test_diff_catches_a_weight_change_and_exits_non_zero(prod_outputs, tmp_path, capsys):
     def shift_weights(raw: dict[str, Any]) -> None:
         raw["loadBalancers"][1]["dns"]["weights"] = {"octavia": 70, "nlb": 30}
 
-    config, secret_keys = _prod_with(shift_weights)
-    new = snapshot.snapshot(synthesize("prod", config=config, secret_keys=secret_keys))
+    new = snapshot.snapshot(synth_with(shift_weights))
     (tmp_path / "old.json").write_text(prod_outputs["json"])
     (tmp_path / "new.json").write_text(snapshot.dumps(new))
     files = [str(tmp_path / "old.json"), str(tmp_path / "new.json")]
@@ -373,7 +369,7 @@ def test_unknown_graph_suffix_is_refused_before_running(tmp_path, capsys):
 
 def _registered(name: str, type_: str, parent: str | None, **options: Any) -> Registered:
     """A registration with a mock URN (parent type + type), as the mock monitor makes them."""
-    parent_type = parent.split("::")[2].split("$")[-1] if parent else "pulumi:pulumi:Stack"
+    parent_type = parent.split("::")[2].split("$")[-1] if parent else ROOT_STACK
     return Registered(
         type=type_,
         name=name,
@@ -389,11 +385,9 @@ def _registered(name: str, type_: str, parent: str | None, **options: Any) -> Re
 
 
 def test_graph_draws_a_dependency_on_a_whole_component_as_one_edge_from_its_group():
-    group = _registered("g", "hybrid-infra:prod:Prod", None, custom=False)
-    parts = [_registered(f"p{i}", "kubernetes:core/v1:Service", group.urn) for i in range(3)]
-    after = _registered(
-        "after", "kubernetes:core/v1:ConfigMap", None, dependencies=[p.urn for p in parts]
-    )
+    group = _registered("g", PROD, None, custom=False)
+    parts = [_registered(f"p{i}", SERVICE, group.urn) for i in range(3)]
+    after = _registered("after", CONFIGMAP, None, dependencies=[p.urn for p in parts])
     picture = graph.layout(snapshot.snapshot(Synthesis("t", (group, *parts, after), {})))
     prod = next(g for g in picture.groups() if g.lines == ("Prod g",))
     into_after = [e for e in picture.edges if after.name in picture.nodes[e.head].lines]
@@ -401,14 +395,11 @@ def test_graph_draws_a_dependency_on_a_whole_component_as_one_edge_from_its_grou
 
 
 def test_graph_links_a_cluster_to_the_components_running_on_its_provider():
-    cluster = _registered("c", "aws:eks/cluster:Cluster", None)
-    provider = _registered("k8s", "pulumi:providers:kubernetes", None, dependencies=[cluster.urn])
+    cluster = _registered("c", EKS_CLUSTER, None)
+    provider = _registered("k8s", KUBERNETES_PROVIDER, None, dependencies=[cluster.urn])
     on = f"{provider.urn}::k8s-id"  # a provider reference is URN::ID
-    app = _registered("app", "hybrid-infra:prod:Prod", None, custom=False)
-    parts = [
-        _registered(f"d{i}", "kubernetes:apps/v1:Deployment", app.urn, provider=on)
-        for i in range(2)
-    ]
+    app = _registered("app", PROD, None, custom=False)
+    parts = [_registered(f"d{i}", DEPLOYMENT, app.urn, provider=on) for i in range(2)]
     resources = (cluster, provider, app, *parts)
     picture = graph.layout(snapshot.snapshot(Synthesis("t", resources, {})))
     group = next(g for g in picture.groups() if g.lines == ("Prod app",))

@@ -3,7 +3,6 @@ without an Alertmanager: printing the plan, refusals that need no alert, the sta
 
 import datetime
 import difflib
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,16 +23,10 @@ from model.release import (
 )
 from model.stack import parse
 from model.stackfile import ROOT
+from tests.fixtures.program import raw_of
 from tools.release import waves as tool
 from tools.synth import snapshot, stack_config, synthesize
 from tools.synth.diff import diff
-
-NS = "hybrid-infra:"
-
-
-def raw_of(stack: str) -> dict:
-    config, _ = stack_config(stack)
-    return {k[len(NS) :]: json.loads(v) for k, v in config.items() if k.startswith(NS)}
 
 
 def problems_of(raw: dict) -> list[str]:
