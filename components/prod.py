@@ -40,8 +40,8 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from components.clusters.fleet import ClusterHandle
-from components.prod_alerts import prod_alert_rules
 from model.config import App
+from model.prod_alerts import prod_alert_rules
 
 APP_NAME = "app"
 """The Deployment, Service and container of every Prod: the namespace tells Prods apart."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from model.release import ALERT_LABEL, release_plan
 from model.stackfile import ROOT
+from tools.release import gate
 from tools.release import waves as tool
 
 # At wave 2, C-2 (test) and C-1 run the new version; A-2 and B-1 are next.
@@ -21,12 +22,12 @@ def stack_at_wave_2(tmp_path: Path) -> Path:
     return path
 
 
-def applied_and_soaked(tmp_path: Path) -> tool.Applied:
+def applied_and_soaked(tmp_path: Path) -> gate.Applied:
     """The stack's backend as `pulumi stack output/history` would report it: the stack file's
     released waves, applied two hours ago (the gate's own test is in tests/test_waves.py)."""
     plan = release_plan(tool.load_config((tmp_path / "Pulumi.prod.yaml").read_text()))
     two_hours_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
-    return tool.Applied(plan.current, plan.version, two_hours_ago)
+    return gate.Applied(plan.current, plan.version, two_hours_ago)
 
 
 def advance(tmp_path: Path, url: str) -> int:
@@ -99,7 +100,7 @@ def test_alertmanager_filters_by_the_updated_prods_matcher(alertmanager):
     )
     # The server applies the matcher: a regex that matched too much (C-10) or too little
     # would show here, not behind the gate's own re-check.
-    found = tool.fetch_alerts(alertmanager.url, UPDATED)
+    found = gate.fetch_alerts(alertmanager.url, UPDATED)
     assert sorted(a["labels"]["alertname"] for a in found) == ["A", "B"]
 
 

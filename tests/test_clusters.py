@@ -20,11 +20,11 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.clusters.gke import blue_green_update_timeout
-from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
 from model import fleet
 from model.config import ConfigError, GkeClusterSpec
 from model.fleet import twin_spec
 from model.gke_names import node_pool_name
+from model.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
 from model.stack import parse
 from tests.fixtures.program import NS, raw_of, synth_with
 from tests.synthesis import (

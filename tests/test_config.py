@@ -43,7 +43,7 @@ def test_secure_values_are_secret_placeholders():
     assert config["openstack:password"] == "[secret]"
 
 
-def test_prod_has_the_seed_layout():
+def test_prod_has_three_clusters_a_twin_six_prods_and_a_redundant_segment():
     config = parse(raw_of())
     assert set(fleet.clusters(config)) == {"A", "B", "C", "G", "A-eks"}
     assert set(config.prods) == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.clusters.kubeconfig import eks_kubeconfig, gke_kubeconfig
+from model.kubeconfig import eks_kubeconfig, gke_kubeconfig
 from tests.synthesis import AGENT_POOL, DEPLOYMENT_SETTINGS, DRIFT_SCHEDULE, POLICY_GROUP, one
 from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from components.prod_alerts import prod_alert_rules
 from model.config import AppAlerts
+from model.prod_alerts import prod_alert_rules
 from model.release import ALERT_LABEL
 from tests.fixtures.promtool import needs_promtool, promtool, rule_test, run_rule_tests
 from tests.synthesis import PROMETHEUS_RULE

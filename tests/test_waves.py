@@ -24,6 +24,7 @@ from model.release import (
 from model.stack import parse
 from model.stackfile import ROOT
 from tests.fixtures.program import raw_of
+from tools.release import gate
 from tools.release import waves as tool
 from tools.synth import snapshot, stack_config, synthesize
 from tools.synth.diff import diff
@@ -35,10 +36,10 @@ def problems_of(raw: dict) -> list[str]:
     return error.value.problems
 
 
-# --- the seed's order -----------------------------------------------------------------------
+# --- the update order: test Prod, few users, redundant users, the rest -------------------
 
 
-def test_prod_waves_are_the_seeds_order():
+def test_prod_waves_go_test_prod_then_few_users_then_redundant_then_the_rest():
     plan = release_plan(parse(raw_of("prod")))
     assert [set(w.names) for w in plan.waves] == [
         {"C-2"},
@@ -284,7 +285,7 @@ def test_advancing_past_the_last_wave_is_refused(tmp_path, capsys):
     assert path.read_text() == before
 
 
-def refused_advance(path: Path, applied: tool.Applied, capsys) -> str:
+def refused_advance(path: Path, applied: gate.Applied, capsys) -> str:
     """Advance, expecting a refusal that leaves the stack file as it was; returns stderr."""
     before = path.read_text()
     args = [
@@ -303,7 +304,7 @@ def refused_advance(path: Path, applied: tool.Applied, capsys) -> str:
 
 def test_advancing_to_users_with_an_unverified_version_is_refused(tmp_path, capsys):
     path = copy_of_prod(tmp_path, wave=1, verified=False)
-    refusal = refused_advance(path, tool.Applied(1, "2.3.1", LONG_AGO), capsys)
+    refusal = refused_advance(path, gate.Applied(1, "2.3.1", LONG_AGO), capsys)
     assert "2.3.1 is not verified: verify it on the test Prod(s) C-2" in refusal
 
 
@@ -315,7 +316,7 @@ def test_the_first_wave_needs_no_alertmanager_because_nothing_runs_the_new_versi
 
 def test_later_waves_without_an_alertmanager_url_are_a_usage_error(tmp_path, capsys):
     copy_of_prod(tmp_path, wave=2)
-    soaked = lambda: tool.Applied(2, "2.3.1", LONG_AGO)  # noqa: E731
+    soaked = lambda: gate.Applied(2, "2.3.1", LONG_AGO)  # noqa: E731
     args = ["--stack", "prod", "--root", str(tmp_path), "--advance"]
     assert tool.main(args, environ={}, applied=soaked) == 2
     assert "ALERTMANAGER_URL" in capsys.readouterr().err
@@ -329,22 +330,22 @@ def test_a_wave_advances_only_once_applied_and_soaked():
     """The gate's own rule: the stack runs what the file releases, for soakMinutes since."""
     plan = release_plan(tool.load_config((ROOT / "Pulumi.prod.yaml").read_text()))
     version, wave = plan.version, plan.current
-    not_applied = tool.Applied(wave - 1, version, LONG_AGO)
-    assert tool.refusal_until_soaked(plan, not_applied, 30, NOW).startswith(
+    not_applied = gate.Applied(wave - 1, version, LONG_AGO)
+    assert gate.refusal_until_soaked(plan, not_applied, 30, NOW).startswith(
         f"the stack file releases wave {wave} of {version}, but the stack runs wave {wave - 1}"
     )
-    fresh = tool.Applied(wave, version, NOW - datetime.timedelta(minutes=12))
-    assert tool.refusal_until_soaked(plan, fresh, 30, NOW) == (
+    fresh = gate.Applied(wave, version, NOW - datetime.timedelta(minutes=12))
+    assert gate.refusal_until_soaked(plan, fresh, 30, NOW) == (
         f"wave {wave} has soaked 12 of 30 minutes since it was applied; advance after "
         "2026-11-29 12:18 UTC"
     )
-    soaked = tool.Applied(wave, version, NOW - datetime.timedelta(minutes=31))
-    assert tool.refusal_until_soaked(plan, soaked, 30, NOW) is None
+    soaked = gate.Applied(wave, version, NOW - datetime.timedelta(minutes=31))
+    assert gate.refusal_until_soaked(plan, soaked, 30, NOW) is None
 
 
 def test_advancing_a_wave_that_is_not_applied_is_refused_and_writes_nothing(tmp_path, capsys):
     path = copy_of_prod(tmp_path, wave=2)
-    refusal = refused_advance(path, tool.Applied(1, "2.3.1", LONG_AGO), capsys)
+    refusal = refused_advance(path, gate.Applied(1, "2.3.1", LONG_AGO), capsys)
     assert "run `pulumi up` first" in refusal
 
 

@@ -18,9 +18,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.clusters.kubeconfig import gke_kubeconfig
 from model.config import GkeBlueGreen, GkeClusterSpec
 from model.gke_names import gke_name, node_pool_name
+from model.kubeconfig import gke_kubeconfig
 from providers.node_pool_drain import NodePoolDrain
 
 

@@ -12,8 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_openstack as openstack
 
-from components.clusters.kubeconfig import magnum_kubeconfig
 from model.config import OnPremClusterSpec, OnPremConfig
+from model.kubeconfig import magnum_kubeconfig
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,19 @@ import datetime
 import pytest
 
 from tests.engine.conftest import Engine
-from tools.release import waves as tool
+from tools.release import gate
 
 pytestmark = pytest.mark.engine
 
 
-def applied(engine: Engine) -> tool.Applied:
-    return tool.applied_from_pulumi(
+def applied(engine: Engine) -> gate.Applied:
+    return gate.applied_from_pulumi(
         "engine", engine.work_dir, env=engine.env, pulumi=str(engine.bin_dir / "pulumi")
     )
 
 
 def test_the_gate_reads_the_applied_wave_and_when_it_was_applied(engine: Engine):
-    with pytest.raises(tool.UsageError, match="cannot read what stack engine applied"):
+    with pytest.raises(gate.UsageError, match="cannot read what stack engine applied"):
         applied(engine)  # nothing applied yet: no output
 
     engine.world({"releasePlan": {"version": "2.3.1", "previousVersion": "2.3.0", "wave": 2}})
