@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Mapping
 from ipaddress import IPv4Network
 
 from model import fleet
@@ -21,6 +22,7 @@ from model.config import (
     did_you_mean,
     duplicates,
 )
+from model.fleet import FleetCluster
 from model.gke_names import GKE_NAME, gke_name, node_pool_name
 from model.placement import Stranded, place, placement_for, roomiest, spare
 from model.release import describe_waves, release_plan
@@ -82,7 +84,7 @@ def problems(config: StackConfig) -> list[str]:
     problems.extend(_check_edge(config))
     if config.prods and (config.app is None or config.release is None):
         problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
-    problems.extend(_check_prods(config))
+    problems.extend(_check_prods(config, clusters))
     for tag in REQUIRED_TAGS:
         if tag not in config.tags:
             problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
@@ -121,14 +123,12 @@ def _check_edge(config: StackConfig) -> list[str]:
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 
 
-def _check_prods(config: StackConfig) -> list[str]:
+def _check_prods(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> list[str]:
     """Prod, app and release rules, and where users go while clusters are drained.
 
     The placement and the release plan are only worked out once every Prod and segment
     reference resolves; the reference problems are reported above.
     """
-    # Late import: both modules are built on this one's models.
-
     problems = []
     for name in sorted(duplicates(p.lower() for p in config.prods)):
         clash = sorted(p for p in config.prods if p.lower() == name)
@@ -158,13 +158,12 @@ def _check_prods(config: StackConfig) -> list[str]:
                     "Kubernetes label value (letters, digits, '.', '_', '-'; at most 63; "
                     "starts and ends alphanumeric)"
                 )
-    clusters = fleet.clusters(config)
     resolved = all(p.cluster in clusters for p in config.prods.values()) and all(
         p in config.prods for s in config.segments for p in s.prods
     )
     if resolved:
-        problems.extend(_capacity(config))
-        problems.extend(_placement(config))
+        problems.extend(_capacity(config, clusters))
+        problems.extend(_placement(config, clusters))
         problems.extend(_release(config))
     return problems
 
@@ -317,7 +316,7 @@ def _l4(listener: Listener) -> str:
     return "UDP" if listener.protocol == "UDP" else "TCP"
 
 
-def _capacity(config: StackConfig) -> list[str]:
+def _capacity(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> list[str]:
     """With nothing drained, every Prod must hold the segments configured on it."""
     nominal = place(config.prods, config.segments)
     problems = []
@@ -329,7 +328,7 @@ def _capacity(config: StackConfig) -> list[str]:
                 f"{nominal.load[name]} users of the segments on it ({served}); a Prod of a "
                 "redundant pair must carry its segment alone when the other fails"
             )
-    for name, cluster in fleet.clusters(config).items():
+    for name, cluster in clusters.items():
         on_it = sorted(n for n, p in config.prods.items() if p.cluster == name)
         total = sum(config.prods[n].capacity for n in on_it)
         if total > cluster.spec.capacity:
@@ -342,12 +341,11 @@ def _capacity(config: StackConfig) -> list[str]:
     return problems
 
 
-def _placement(config: StackConfig) -> list[str]:
+def _placement(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> list[str]:
     """One line per drained cluster whose segments cannot go anywhere else."""
     placement = placement_for(config)
     if not placement.stranded:
         return []
-    clusters = fleet.clusters(config)
     by_cluster: dict[str, list[Stranded]] = {}
     for stranded in placement.stranded:
         for cluster in sorted({clusters[c].configured_as for c in stranded.clusters}):
