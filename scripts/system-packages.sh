@@ -8,6 +8,8 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || needed+=(prometheus-alertm
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
 # The Prods' alert rules are checked and evaluated by the real promtool (tests/test_prod_alerts.py).
 command -v promtool >/dev/null 2>&1 || needed+=(prometheus)
+# The local Kubernetes clusters (devenv/kube.py) keep their state in a real etcd.
+command -v etcd >/dev/null 2>&1 || needed+=(etcd-server)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${needed[*]} (run: sudo apt-get install -y ${needed[*]})" >&2
