@@ -14,7 +14,7 @@ from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
-from model import discovery
+from model import discovery, fleet
 from model.config import StackConfig
 from providers.octavia_nlb_sync import octavia
 
@@ -35,26 +35,33 @@ class Platform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hybrid-infra:platform:Platform", name, None, opts)
         self.config = config = args.config
-        self.aws = aws.Provider(
-            "aws",
-            region=config.aws.region,
-            default_tags=aws.ProviderDefaultTagsArgs(tags=dict(config.tags)),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        # Only the clouds the stack uses: a stack of existing clusters alone loads no aws or
+        # openstack plugin, so it runs wherever the kubernetes plugin does.
+        kinds = {c.kind for c in fleet.clusters(config).values()}
+        uses_lbs = bool(config.load_balancers) or config.discovery is not None
+        self.cloud_providers: dict[str, pulumi.ProviderResource] = {}
+        if uses_lbs or "eks" in kinds:
+            self.cloud_providers["aws"] = aws.Provider(
+                "aws",
+                region=config.aws.region,
+                default_tags=aws.ProviderDefaultTagsArgs(tags=dict(config.tags)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         password = OpenStackPassword.from_stack()
-        self.openstack = openstack.Provider(
-            "openstack",
-            cloud=config.on_prem.cloud,
-            password=password.secret,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        if uses_lbs or "onprem" in kinds:
+            self.cloud_providers["openstack"] = openstack.Provider(
+                "openstack",
+                cloud=config.on_prem.cloud,
+                password=password.secret,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         discovered = self._discovered(config, password)
         self.load_balancers = self._load_balancers(config, discovered, password)
         self.exports = self._exports(config, discovered)
         self.fleet = ClusterFleet(
             "fleet",
             ClusterFleetArgs(config),
-            opts=self.protected(providers={"aws": self.aws, "openstack": self.openstack}),
+            opts=self.protected(providers=self.cloud_providers),
         )
         # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
         self.exports["clusters"] = self.fleet.summary()
@@ -91,9 +98,7 @@ class Platform(pulumi.ComponentResource):
                     config_path=path,
                     os_password=password,
                 ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, providers={"aws": self.aws, "openstack": self.openstack}
-                ),
+                opts=pulumi.ResourceOptions(parent=self, providers=self.cloud_providers),
             )
             for path, lb in specs
         ]

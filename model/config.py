@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from model.stackfile import PROJECT
@@ -318,11 +326,33 @@ class GkeClusterSpec(Model):
     drained: bool = False
 
 
-Cluster = OnPremClusterSpec | EksClusterSpec | GkeClusterSpec
+class EncryptedValue(Model):
+    """A `secure:` value as the stack file holds it: the release tools read the file without
+    decrypting, while the engine hands the program the plain value."""
+
+    secure: Annotated[str, Field(min_length=1)]
+
+
+class ExistingClusterSpec(Model):
+    """A cluster the stack does not create, reached through its kubeconfig (a stack secret).
+
+    For teams that adopt the platform on clusters they already run, and for the local clusters
+    of `scripts/local.sh`. Set it with
+    `pulumi config set --secret --path 'hybrid-infra:clusters.<name>.kubeconfig' "$(cat kc)"`.
+    """
+
+    kind: Literal["existing"]
+    kubeconfig: SecretStr | EncryptedValue
+    capacity: Annotated[int, Field(ge=0)] = 0
+    drained: bool = False
+
+
+Cluster = OnPremClusterSpec | EksClusterSpec | GkeClusterSpec | ExistingClusterSpec
 CLUSTER_KINDS: dict[str, type[Model]] = {
     "onprem": OnPremClusterSpec,
     "eks": EksClusterSpec,
     "gke": GkeClusterSpec,
+    "existing": ExistingClusterSpec,
 }
 
 

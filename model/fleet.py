@@ -13,7 +13,7 @@ from typing import Literal
 
 from model.config import Cluster, EksClusterSpec, NodeGroup, OnPremClusterSpec, StackConfig
 
-ClusterKind = Literal["onprem", "eks", "gke"]
+ClusterKind = Literal["onprem", "eks", "gke", "existing"]
 TWIN_INSTANCE_TYPES = ("m6i.xlarge", "m6a.xlarge")
 
 

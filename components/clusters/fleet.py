@@ -13,10 +13,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.clusters.eks import EksCluster, EksClusterArgs
+from components.clusters.existing import ExistingCluster, ExistingClusterArgs
 from components.clusters.gke import GkeCluster, GkeClusterArgs
 from components.clusters.onprem import OnPremCluster, OnPremClusterArgs
 from model import fleet
-from model.config import EksClusterSpec, OnPremClusterSpec, StackConfig
+from model.config import EksClusterSpec, ExistingClusterSpec, OnPremClusterSpec, StackConfig
 from model.fleet import ClusterKind, FleetCluster
 
 
@@ -67,8 +68,12 @@ class ClusterFleet(pulumi.ComponentResource):
     def _build(self, cluster: FleetCluster, config: StackConfig) -> ClusterHandle:
         name, spec = cluster.name, cluster.spec
         child = pulumi.ResourceOptions(parent=self)
-        built: OnPremCluster | EksCluster | GkeCluster
-        if isinstance(spec, OnPremClusterSpec):
+        built: OnPremCluster | EksCluster | GkeCluster | ExistingCluster
+        if isinstance(spec, ExistingClusterSpec):
+            built = ExistingCluster(
+                name, ExistingClusterArgs(spec, f"hybrid-infra:clusters.{name}"), opts=child
+            )
+        elif isinstance(spec, OnPremClusterSpec):
             built = OnPremCluster(name, OnPremClusterArgs(spec, config.on_prem), opts=child)
         elif isinstance(spec, EksClusterSpec):
             built = EksCluster(name, EksClusterArgs(spec, config.aws, config.on_prem), opts=child)

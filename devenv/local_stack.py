@@ -1,0 +1,89 @@
+"""The `local` stack of the real program on local clusters: its project directory and stack file.
+
+`scripts/local.sh` and the engine tests both make it here, so what a newcomer runs is what CI
+tests. The project directory holds only `Pulumi.yaml` (whose `main` points at the repository
+root, the real program) and the stack file; the stack file is `devenv/local/stack.yaml` plus
+each cluster's kubeconfig, set as a secret by the CLI itself (`config set --secret --path`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "devenv" / "local" / "stack.yaml"
+PROJECT_FILE = ROOT / "devenv" / "local" / "Pulumi.yaml"
+
+
+def write_project(work_dir: Path) -> None:
+    """`Pulumi.yaml` in `work_dir`, running the program at the repository root."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    project["main"] = os.path.relpath(ROOT, work_dir)
+    (work_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+def init_stack(
+    pulumi: Sequence[str],
+    work_dir: Path,
+    stack: str,
+    kubeconfigs: Mapping[str, str],
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Create `stack` from the template, with each cluster's kubeconfig as a secret.
+
+    `overrides` replaces whole `hybrid-infra:*` keys (tests use it for other shapes of fleet).
+    """
+
+    def run(*args: str, stdin: str | None = None) -> None:
+        subprocess.run(
+            [*pulumi, *args, "--non-interactive"],
+            cwd=work_dir,
+            env=dict(env),
+            input=stdin,
+            text=True,
+            capture_output=True,
+            check=True,
+        )
+
+    run("stack", "init", stack)
+    stack_file = work_dir / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
+    document = document or {}
+    config = dict(yaml.safe_load(TEMPLATE.read_text())["config"])
+    for key, value in (overrides or {}).items():
+        config[f"hybrid-infra:{key}"] = value
+    document["config"] = config
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    clusters = config["hybrid-infra:clusters"]
+    for name in clusters:
+        if name not in kubeconfigs:
+            continue
+        # The value goes through stdin: a kubeconfig never appears on a command line.
+        run(
+            "config",
+            "set",
+            "--secret",
+            "--path",
+            f"hybrid-infra:clusters.{name}.kubeconfig",
+            stdin=kubeconfigs[name],
+        )
+    return stack_file
+
+
+def edit_config(stack_file: Path, path: str, value: Any) -> None:
+    """Set `hybrid-infra:<path>` (dotted) in the stack file, as an operator edits it."""
+    document = yaml.safe_load(stack_file.read_text())
+    key, *rest = path.split(".")
+    node = document["config"][f"hybrid-infra:{key}"]
+    for part in rest[:-1]:
+        node = node[part]
+    node[rest[-1]] = value
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
