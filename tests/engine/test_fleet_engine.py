@@ -92,10 +92,8 @@ def available(deployment: dict[str, Any]) -> bool:
 
 
 @pytest.fixture
-def clusters(
-    fresh_clusters: Callable[..., dict[str, LocalCluster]],
-) -> Iterator[dict[str, LocalCluster]]:
-    yield fresh_clusters("A", "B", "C")
+def clusters(fresh_clusters: Callable[..., dict[str, LocalCluster]]) -> dict[str, LocalCluster]:
+    return fresh_clusters("A", "B", "C")
 
 
 def test_up_from_empty_rolls_out_every_prod_and_proxy(program, clusters):
