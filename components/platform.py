@@ -15,7 +15,7 @@ from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
 from model import discovery, fleet
-from model.config import StackConfig
+from model.config import StackConfig, required
 from providers.octavia_nlb_sync import octavia
 
 
@@ -43,7 +43,7 @@ class Platform(pulumi.ComponentResource):
         if uses_lbs or "eks" in kinds:
             self.cloud_providers["aws"] = aws.Provider(
                 "aws",
-                region=config.aws.region,
+                region=required(config.aws, "aws").region,
                 default_tags=aws.ProviderDefaultTagsArgs(tags=dict(config.tags)),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -51,7 +51,7 @@ class Platform(pulumi.ComponentResource):
         if uses_lbs or "onprem" in kinds:
             self.cloud_providers["openstack"] = openstack.Provider(
                 "openstack",
-                cloud=config.on_prem.cloud,
+                cloud=required(config.on_prem, "onPrem").cloud,
                 password=password.secret,
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -92,8 +92,8 @@ class Platform(pulumi.ComponentResource):
                 lb.name,
                 HybridLoadBalancerArgs(
                     spec=lb,
-                    aws=config.aws,
-                    on_prem=config.on_prem,
+                    aws=required(config.aws, "aws"),
+                    on_prem=required(config.on_prem, "onPrem"),
                     protect=config.protect,
                     config_path=path,
                     os_password=password,
@@ -108,8 +108,8 @@ class Platform(pulumi.ComponentResource):
     ) -> dict[str, Any]:
         exports: dict[str, Any] = {
             "environment": config.tags["environment"],
-            "awsRegion": config.aws.region,
-            "openstackCloud": config.on_prem.cloud,
+            **({"awsRegion": config.aws.region} if config.aws else {}),
+            **({"openstackCloud": config.on_prem.cloud} if config.on_prem else {}),
             "loadBalancers": {
                 lb._name: {
                     "fqdn": lb.fqdn,
@@ -137,7 +137,9 @@ class Platform(pulumi.ComponentResource):
             return []
         tag = config.discovery.tag
         try:
-            tagged = octavia_catalog.discover(tag, config.on_prem.cloud, password.plain)
+            tagged = octavia_catalog.discover(
+                tag, required(config.on_prem, "onPrem").cloud, password.plain
+            )
         except octavia.OctaviaUnavailable as error:
             raise pulumi.RunError(
                 f"hybrid-infra:discovery: cannot list the LBs tagged {tag}, so no twin is "

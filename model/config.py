@@ -444,8 +444,10 @@ class App(Model):
 
 
 class StackConfig(Model):
-    aws: AwsConfig
-    on_prem: OnPremConfig
+    aws: AwsConfig | None = None
+    """Required by load balancers, discovery and EKS clusters (`model.rules`)."""
+    on_prem: OnPremConfig | None = None
+    """Required by load balancers, discovery, on-prem and EKS clusters (`model.rules`)."""
     tags: Annotated[dict[str, str], Field(min_length=1)]
     protect: bool = False
     load_balancers: tuple[LoadBalancer, ...] = ()
@@ -459,6 +461,16 @@ class StackConfig(Model):
 
 
 M = TypeVar("M", bound=Model)
+T = TypeVar("T")
+
+
+def required(value: T | None, key: str) -> T:
+    """A key that `model.rules` has already required: a None here is a bug, said plainly."""
+    if value is None:
+        raise ConfigError([f"{PROJECT}:{key}: required key is missing"])
+    return value
+
+
 _FIELDS = {field.alias or name: field for name, field in StackConfig.model_fields.items()}
 
 

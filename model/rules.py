@@ -31,9 +31,26 @@ from model.stackfile import PROJECT
 REQUIRED_TAGS = ("owner", "cost-center", "environment")
 
 
+def _clouds_configured(config: StackConfig) -> list[str]:
+    """`aws` and `onPrem` are needed by what uses those clouds, and only then: a stack of
+    existing clusters alone names neither."""
+    kinds = {c.kind for c in fleet.clusters(config).values()}
+    lbs = bool(config.load_balancers) or config.discovery is not None
+    needs = {
+        "aws": (config.aws, lbs or "eks" in kinds),
+        "onPrem": (config.on_prem, lbs or "onprem" in kinds or "eks" in kinds),
+    }
+    return [
+        f"{PROJECT}:{key}: required key is missing (load balancers, discovery and "
+        f"{'EKS' if key == 'aws' else 'on-prem and EKS'} clusters need it)"
+        for key, (value, needed) in needs.items()
+        if needed and value is None
+    ]
+
+
 def problems(config: StackConfig) -> list[str]:
     """Every rule across keys; an empty list means the stack may be built."""
-    problems = []
+    problems = _clouds_configured(config)
     lbs = f"{PROJECT}:loadBalancers"
     for name in sorted(duplicates(lb.name for lb in config.load_balancers)):
         problems.append(f"{lbs}: duplicate name {name!r}")
@@ -53,7 +70,7 @@ def problems(config: StackConfig) -> list[str]:
             problems.extend(_gke(name, cluster))
     clusters = fleet.clusters(config)
     eks = [n for n, c in clusters.items() if c.kind == "eks"]
-    if eks and not config.aws.cluster_admin_roles:
+    if eks and config.aws is not None and not config.aws.cluster_admin_roles:
         problems.append(
             f"{PROJECT}:aws.clusterAdminRoles: the EKS clusters ({', '.join(eks)}) admit only IAM "
             "principals with an access entry; name the roles that preview and deploy this stack "
@@ -265,8 +282,9 @@ def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
         problems.extend(_check_udp(lb, path))
         for i, listener in enumerate(listeners):
             problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
+            dx_cidrs = config.on_prem.dx_cidrs if config.on_prem else ()
             for j, member in enumerate(listener.pool.members):
-                if not any(member.address in cidr for cidr in config.on_prem.dx_cidrs):
+                if dx_cidrs and not any(member.address in cidr for cidr in dx_cidrs):
                     problems.append(
                         f"{path}.create.listeners[{i}].pool.members[{j}].address: {member.address} "
                         "is outside onPrem.dxCidrs, so the NLB cannot reach it over Direct Connect"

@@ -191,7 +191,7 @@ BAD = {
     ),
     "unknown-cluster-kind": (
         _set("clusters.B.kind", "openshift"),
-        "hybrid-infra:clusters.B.kind: must be one of onprem, eks, gke (got 'openshift')",
+        "hybrid-infra:clusters.B.kind: must be one of onprem, eks, gke, existing (got 'openshift')",
     ),
     "bad-kubernetes-version": (
         _set("clusters.C.kubernetesVersion", "v1.30"),

@@ -108,3 +108,21 @@ def test_the_local_project_runs_the_repository_program(tmp_path: Path):
     assert ((tmp_path / "program") / project["main"] / "__main__.py").resolve() == (
         local_stack.ROOT / "__main__.py"
     )
+
+
+def test_aws_and_onprem_are_required_only_by_what_uses_them():
+    raw = local_raw()
+    assert parse(raw).aws is None  # existing clusters alone need neither
+    raw["clusters"]["D"] = {
+        "kind": "eks",
+        "kubernetesVersion": "1.33",
+        "capacity": 1000,
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse(raw)
+    assert any(
+        p.startswith("hybrid-infra:aws: required key is missing") for p in refused.value.problems
+    )
+    assert any(
+        p.startswith("hybrid-infra:onPrem: required key is missing") for p in refused.value.problems
+    )

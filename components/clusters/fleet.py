@@ -17,7 +17,13 @@ from components.clusters.existing import ExistingCluster, ExistingClusterArgs
 from components.clusters.gke import GkeCluster, GkeClusterArgs
 from components.clusters.onprem import OnPremCluster, OnPremClusterArgs
 from model import fleet
-from model.config import EksClusterSpec, ExistingClusterSpec, OnPremClusterSpec, StackConfig
+from model.config import (
+    EksClusterSpec,
+    ExistingClusterSpec,
+    OnPremClusterSpec,
+    StackConfig,
+    required,
+)
 from model.fleet import ClusterKind, FleetCluster
 
 
@@ -74,9 +80,17 @@ class ClusterFleet(pulumi.ComponentResource):
                 name, ExistingClusterArgs(spec, f"hybrid-infra:clusters.{name}"), opts=child
             )
         elif isinstance(spec, OnPremClusterSpec):
-            built = OnPremCluster(name, OnPremClusterArgs(spec, config.on_prem), opts=child)
+            built = OnPremCluster(
+                name, OnPremClusterArgs(spec, required(config.on_prem, "onPrem")), opts=child
+            )
         elif isinstance(spec, EksClusterSpec):
-            built = EksCluster(name, EksClusterArgs(spec, config.aws, config.on_prem), opts=child)
+            built = EksCluster(
+                name,
+                EksClusterArgs(
+                    spec, required(config.aws, "aws"), required(config.on_prem, "onPrem")
+                ),
+                opts=child,
+            )
         else:
             built = GkeCluster(name, GkeClusterArgs(spec), opts=child)
         return ClusterHandle(
