@@ -109,3 +109,108 @@ def test_up_from_empty_rolls_out_every_prod_and_proxy(program, clusters):
         }
     # A no-op `up` takes no step.
     assert changed(steps(engine)) == []
+
+
+def on_cluster(engine: Engine, cluster: str) -> set[str]:
+    """URNs of the resources in state that go through cluster `cluster`'s provider."""
+    provider = f"::{cluster}-kubernetes::"
+    return {r["urn"] for r in engine.resources().values() if provider in (r.get("provider") or "")}
+
+
+def prod_steps(taken: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(op, urn) for op, urn in changed(taken) if "hybrid-infra:prod:Prod$" in urn]
+
+
+def test_a_drain_changes_only_routing_and_proxies_and_no_proxy_loses_its_config(program, clusters):
+    engine = program(clusters)
+    engine.up()
+    stack_file = engine.work_dir / f"Pulumi.{STACK}.yaml"
+    local_stack.edit_config(stack_file, "clusters.C.drained", True)
+
+    preview = engine.preview()
+    # The real provider's diff: the routing document itself, not just "update".
+    assert "kubernetes:core/v1:ConfigMap" in preview
+    assert "routing.json" in preview
+
+    taken = steps(engine)
+    assert prod_steps(taken) == [], prod_steps(taken)
+    edge = [urn for _, urn in changed(taken) if "-edge" in urn or "-routing" in urn]
+    assert edge, changed(taken)
+    # A new config exists before the old one goes: never delete-before-replace.
+    order = {(op, urn): i for i, (op, urn) in enumerate(taken)}
+    for op, urn in taken:
+        if op == "delete-replaced":
+            assert order.get(("create-replacement", urn), 1 << 30) < order[(op, urn)], urn
+    # And every running proxy mounts a ConfigMap that exists.
+    for cluster in clusters.values():
+        for deployment in deployments(cluster, "hybrid-infra-edge").values():
+            for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+                config_map = volume.get("configMap", {}).get("name")
+                if config_map:
+                    cluster.request(
+                        "GET", f"/api/v1/namespaces/hybrid-infra-edge/configmaps/{config_map}"
+                    )
+
+
+def test_a_rollback_written_by_the_waves_tool_redeploys_no_prod(program, clusters):
+    import subprocess
+    import sys
+
+    engine = program(
+        clusters,
+        release={"version": "2.3.1", "previousVersion": "2.3.0", "wave": 1, "verified": True},
+    )
+    engine.up()
+    rollback = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.release.waves",
+            "--stack",
+            STACK,
+            "--root",
+            str(engine.work_dir),
+            "--rollback",
+        ],
+        capture_output=True,
+        text=True,
+        env=engine.env,
+        cwd=local_stack.ROOT,
+    )
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    taken = steps(engine)
+    assert changed(taken), "the rollback changed nothing"
+    assert prod_steps(taken) == [], prod_steps(taken)
+
+
+def test_refresh_finds_no_drift_and_destroy_removes_every_prod(program, clusters):
+    engine = program(clusters)
+    engine.up()
+    engine.run("refresh", "--yes")
+    engine.run("preview", "--expect-no-changes")
+    engine.run("destroy", "--yes")
+    for cluster in clusters.values():
+        namespaces = cluster.request("GET", "/api/v1/namespaces")["items"]
+        left = [
+            n["metadata"]["name"]
+            for n in namespaces
+            if n["metadata"]["name"].startswith(("prod-", "hybrid-infra"))
+            and not n["metadata"].get("deletionTimestamp")
+        ]
+        assert left == [], left
+
+
+def test_draining_a_dead_cluster_writes_nothing_to_it_and_the_others_roll(program, clusters):
+    engine = program(clusters)
+    engine.up()
+    dead = on_cluster(engine, "C")
+    assert dead, "nothing on C to protect"
+    clusters["C"].stop_apiserver()
+
+    local_stack.edit_config(engine.work_dir / f"Pulumi.{STACK}.yaml", "clusters.C.drained", True)
+    taken = steps(engine)
+    touched = [(op, urn) for op, urn in changed(taken) if urn in dead]
+    assert touched == [], touched
+    assert [urn for _, urn in changed(taken) if urn in on_cluster(engine, "A")], (
+        "A's proxies did not roll"
+    )
