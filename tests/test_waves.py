@@ -247,16 +247,21 @@ def test_a_version_that_is_no_label_value_is_a_config_error(key, value):
 # --- the tool without Alertmanager ----------------------------------------------------------
 
 
-def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.release.waves", "--stack", "prod"],
+def run_waves(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m tools.release.waves` in a real process, as a user runs it, with no cloud
+    credential and no config dir: what it says comes from the stack file alone."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.release.waves", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        # No cloud credential, no config dir: the plan comes from the stack file alone.
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
     )
+
+
+def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
+    done = run_waves("--stack", "prod")
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()]
     assert rows[0][:3] == ["prod:", "release", "2.3.1"]
@@ -327,15 +332,7 @@ def test_a_dry_run_advance_runs_the_checks_prints_the_change_and_writes_nothing(
     """As a new user tries it, in a real process: the stack file keeps every byte."""
     copy_of_prod(tmp_path, wave=0, verified=False)
     before = files_in(tmp_path)
-    command = "-m tools.release.waves --stack prod --root {} --advance --dry-run"
-    done = subprocess.run(
-        [sys.executable, *command.format(tmp_path).split()],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-    )
+    done = run_waves("--stack", "prod", "--root", str(tmp_path), "--advance", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
         "release.wave 0 → 1 in Pulumi.prod.yaml: C-2 take 2.3.1 at the next `pulumi up` (no "
