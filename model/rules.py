@@ -3,6 +3,8 @@
 `model.stack.parse` runs all of them on every read (the program, synth, the release tools), so
 no caller can forget one. Rules that Octavia, AWS or GKE would otherwise enforce only when the
 API is called are stated here, at config time; docs/cloud-rules.md lists their sources.
+Rules that depend on the calendar (a Kubernetes minor's end of support) take the day as an
+input, so a test can fix it.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
+from datetime import date
 from ipaddress import IPv4Network
 
-from model import fleet
+from model import fleet, kubernetes_versions
 from model.config import (
     GkeClusterSpec,
     Listener,
@@ -48,8 +51,8 @@ def _clouds_configured(config: StackConfig) -> list[str]:
     ]
 
 
-def problems(config: StackConfig) -> list[str]:
-    """Every rule across keys; an empty list means the stack may be built."""
+def problems(config: StackConfig, today: date) -> list[str]:
+    """Every rule across keys, on `today`; an empty list means the stack may be built."""
     problems = _clouds_configured(config)
     lbs = f"{PROJECT}:loadBalancers"
     for name in sorted(duplicates(lb.name for lb in config.load_balancers)):
@@ -69,6 +72,7 @@ def problems(config: StackConfig) -> list[str]:
         if isinstance(cluster, GkeClusterSpec):
             problems.extend(_gke(name, cluster))
     clusters = fleet.clusters(config)
+    problems.extend(kubernetes_versions.check(clusters, today).errors)
     eks = [n for n, c in clusters.items() if c.kind == "eks"]
     if eks and config.aws is not None and not config.aws.cluster_admin_roles:
         problems.append(
@@ -106,6 +110,11 @@ def problems(config: StackConfig) -> list[str]:
         if tag not in config.tags:
             problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
     return problems
+
+
+def warnings(config: StackConfig, today: date) -> list[str]:
+    """What may be built but needs attention soon, with key paths; the program logs each."""
+    return list(kubernetes_versions.check(fleet.clusters(config), today).warnings)
 
 
 def _check_edge(config: StackConfig) -> list[str]:

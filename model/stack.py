@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 import pulumi
@@ -20,17 +21,30 @@ from model.config import ConfigError, StackConfig, parse_keys
 from model.stackfile import PROJECT
 
 
-def parse(raw: Mapping[str, Any], source: str | None = None) -> StackConfig:
-    """The stack's `hybrid-infra:*` values (keys without the namespace), parsed and checked."""
+def parse(
+    raw: Mapping[str, Any], source: str | None = None, *, today: date | None = None
+) -> StackConfig:
+    """The stack's `hybrid-infra:*` values (keys without the namespace), parsed and checked.
+
+    `today` is the day the calendar rules (Kubernetes versions' end of support) are checked on:
+    the program and the tools pass the machine's date, tests a fixed one; None means the
+    machine's date.
+    """
     config = parse_keys(raw, source)
-    problems = rules.problems(config)
+    problems = rules.problems(config, date.today() if today is None else today)
     if problems:
         raise ConfigError(problems, source)
     return config
 
 
+def warnings(config: StackConfig, *, today: date) -> list[str]:
+    """What a parsed stack may build but should change soon, one line per key path."""
+    return rules.warnings(config, today)
+
+
 def load() -> StackConfig:
-    """Every `hybrid-infra:*` key the engine passed to this program, parsed and checked."""
+    """Every `hybrid-infra:*` key the engine passed to this program, parsed and checked; the
+    warnings go to the engine's log (`pulumi preview` shows them)."""
     raw: dict[str, Any] = {}
     every_key = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
     for full_key in every_key:
@@ -38,7 +52,11 @@ def load() -> StackConfig:
         if namespace != PROJECT:
             continue
         raw[key] = _decode(pulumi.runtime.get_config(full_key))
-    return parse(raw, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+    today = date.today()
+    config = parse(raw, source=f"Pulumi.{pulumi.get_stack()}.yaml", today=today)
+    for warning in warnings(config, today=today):
+        pulumi.log.warn(warning)
+    return config
 
 
 def _decode(value: Any) -> Any:

@@ -160,13 +160,13 @@ def test_twin_runs_the_same_kubernetes_minor_as_its_onprem_cluster(prod):
     assert eks.inputs["version"] == parse(raw_of()).clusters["A"].kubernetes_version
 
     def upgrade_a(raw: dict[str, Any]) -> None:
-        raw["clusters"]["A"]["kubernetesVersion"] = "1.31"
+        raw["clusters"]["A"]["kubernetesVersion"] = "1.35"
 
     upgraded = synth_with(upgrade_a)
     versions = {r.name: r.inputs["version"] for r in upgraded.of_type(EKS_CLUSTER)}
-    assert versions == {"A-eks": "1.31", "B": "1.30"}
+    assert versions == {"A-eks": "1.35", "B": "1.35"}
     (template,) = [r for r in upgraded.of_type(MAGNUM_TEMPLATE) if r.name.startswith("A-")]
-    assert template.inputs["labels"]["kube_tag"].startswith("v1.31.")
+    assert template.inputs["labels"]["kube_tag"].startswith("v1.35.")
 
 
 def test_a_changed_magnum_template_is_a_new_template_never_a_patch(prod):
@@ -177,7 +177,7 @@ def test_a_changed_magnum_template_is_a_new_template_never_a_patch(prod):
     (changed,) = [r for r in after.of_type(MAGNUM_TEMPLATE) if r.name.startswith("A-")]
     assert changed.urn != before.urn and changed.inputs["name"] != before.inputs["name"]
     assert changed.inputs["image"] == "fcos-41" and before.inputs["image"] != "fcos-41"
-    assert changed.inputs["name"].startswith("A-v1-30-")
+    assert changed.inputs["name"].startswith("A-v1-36-")
     (c_template,) = [r for r in after.of_type(MAGNUM_TEMPLATE) if r.name.startswith("C-")]
     assert c_template.urn in {r.urn for r in prod.of_type(MAGNUM_TEMPLATE)}  # C's is untouched
 
@@ -312,8 +312,8 @@ def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
 
 def test_pool_name_carries_version_and_deploy_id(prod):
     pool = one(prod.of_type(GKE_NODE_POOL))
-    assert pool.inputs["name"] == "g-1-30-5-gke-1014-r42"
-    assert pool.inputs["version"] == "1.30.5-gke.1014"
+    assert pool.inputs["name"] == "g-1-35-8-gke-1225000-r42"
+    assert pool.inputs["version"] == "1.35.8-gke.1225000"
     assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": False}
     cluster = one(prod.of_type(GKE_CLUSTER))
     assert cluster.inputs["removeDefaultNodePool"] is True
@@ -322,14 +322,14 @@ def test_pool_name_carries_version_and_deploy_id(prod):
 
 def test_new_pool_version_renames_the_pool_and_nothing_deletes_before_replacing(prod):
     def new_version(raw: dict[str, Any]) -> None:
-        raw["clusters"]["G"]["nodePool"].update(version="1.30.6-gke.1100", deployId="r43")
+        raw["clusters"]["G"]["nodePool"].update(version="1.35.9-gke.1100000", deployId="r43")
 
     upgraded = synth_with(new_version)
     before = one(prod.of_type(GKE_NODE_POOL))
     after = one(upgraded.of_type(GKE_NODE_POOL))
     # Same logical resource, new physical name: the engine must replace the pool.
     assert after.urn == before.urn
-    assert after.inputs["name"] == "g-1-30-6-gke-1100-r43" != before.inputs["name"]
+    assert after.inputs["name"] == "g-1-35-9-gke-1100000-r43" != before.inputs["name"]
     assert one(upgraded.of_type(DRAIN)).inputs["pool_name"] == after.inputs["name"]
     for result in (prod, upgraded):
         for type_ in (GKE_NODE_POOL, DRAIN):
@@ -350,11 +350,11 @@ def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings():
         return mutate
 
     pools = []
-    for version in ("1.30.5-gke.1014", "1.30.6-gke.1100"):
+    for version in ("1.35.8-gke.1225000", "1.35.9-gke.1100000"):
         result = synth_with(blue_green(version))
         pools.append(one(result.of_type(GKE_NODE_POOL)))
     assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r42"
-    assert [p.inputs["version"] for p in pools] == ["1.30.5-gke.1014", "1.30.6-gke.1100"]
+    assert [p.inputs["version"] for p in pools] == ["1.35.8-gke.1225000", "1.35.9-gke.1100000"]
     settings = pools[0].inputs["upgradeSettings"]
     assert settings["strategy"] == "BLUE_GREEN"
     assert settings["blueGreenSettings"]["nodePoolSoakDuration"] == "1800s"

@@ -42,6 +42,10 @@ BAD: dict[str, tuple[Mutation, str]] = {
         lambda c: c[NS + "segments"][0].__setitem__("prods", ["Z-9"]),
         "hybrid-infra:segments[0].prods[0]: unknown prod 'Z-9'",
     ),
+    "an EKS minor past its end of support": (
+        lambda c: c[NS + "clusters"]["B"].__setitem__("kubernetesVersion", "1.29"),
+        "hybrid-infra:clusters.B.kubernetesVersion: EKS 1.29 reached the end of extended support",
+    ),
     "Prods beyond their cluster's capacity": (
         lambda c: c[NS + "clusters"]["C"].__setitem__("capacity", 100),
         "hybrid-infra:clusters.C.capacity: 100 users, but the Prods on C",

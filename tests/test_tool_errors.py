@@ -90,6 +90,21 @@ MISTAKES = {
         "error: --alertmanager alertmanager:9093: give a URL, e.g. http://alertmanager:9093",
         "",
     ),
+    "waves: dry run of nothing": (
+        ("waves", "--stack", "prod", "--dry-run"),
+        "error: --dry-run only means something with --advance or --rollback",
+        "nothing is ever written",
+    ),
+    "waves: alertmanager without advance": (
+        ("waves", "--stack", "prod", "--rollback", "--alertmanager", "http://alertmanager:9093"),
+        "error: --alertmanager only means something with --advance",
+        "",
+    ),
+    "waves: advance and rollback at once": (
+        ("waves", "--stack", "prod", "--advance", "--rollback", "--dry-run"),
+        "error: --advance and --rollback are two different changes; give one of them",
+        "",
+    ),
     "promote: yaml error": (
         ("promote", "staging", "prod", "--dry-run", "--root", "{broken}"),
         "error: {broken}/Pulumi.prod.yaml:4:14: expected ',' or ']', but got ':'",
@@ -103,15 +118,27 @@ MISTAKES = {
 }
 
 
+def stack_files(*directories: Path) -> dict[Path, tuple[bytes, int]]:
+    """Every stack file in `directories`, byte for byte with its modification time."""
+    return {
+        p: (p.read_bytes(), p.stat().st_mtime_ns)
+        for directory in directories
+        for p in sorted(directory.glob("Pulumi*.yaml"))
+    }
+
+
 @pytest.mark.parametrize("case", MISTAKES)
 def test_a_mistake_is_one_line_and_exit_2(case, broken: Path, tmp_path: Path):
+    """...and no stack file changes, in the repository or in the directory named."""
     args, start, end = MISTAKES[case]
     empty = tmp_path / "empty"
     empty.mkdir()
     fill = {"broken": str(broken), "tmp": str(empty)}
     tool, *rest = (a.format(**fill) for a in args)
     env = {"PATH": no_dot_path(tmp_path)} if "--graph" in rest else None
+    before = stack_files(ROOT, broken, empty)
     done = run(tool, *rest, env=env)
+    assert stack_files(ROOT, broken, empty) == before
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

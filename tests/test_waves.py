@@ -3,6 +3,8 @@ without an Alertmanager: printing the plan, refusals that need no alert, the sta
 
 import datetime
 import difflib
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.config import ConfigError, Prod, Segment
+from model.config import ConfigError, Prod, Segment, StackConfig, parse_keys
 from model.release import (
     ALERT_LABEL,
     SMALL_PERCENT,
@@ -21,6 +23,7 @@ from model.release import (
     plan_release,
     release_plan,
 )
+from model.rollback import RollbackRefused, rollback
 from model.stack import parse
 from model.stackfile import ROOT
 from tests.fixtures.program import raw_of
@@ -244,16 +247,21 @@ def test_a_version_that_is_no_label_value_is_a_config_error(key, value):
 # --- the tool without Alertmanager ----------------------------------------------------------
 
 
-def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.release.waves", "--stack", "prod"],
+def run_waves(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m tools.release.waves` in a real process, as a user runs it, with no cloud
+    credential and no config dir: what it says comes from the stack file alone."""
+    return subprocess.run(
+        [sys.executable, "-m", "tools.release.waves", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        # No cloud credential, no config dir: the plan comes from the stack file alone.
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
     )
+
+
+def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
+    done = run_waves("--stack", "prod")
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()]
     assert rows[0][:3] == ["prod:", "release", "2.3.1"]
@@ -269,6 +277,12 @@ def copy_text(wave: int, verified: bool = True) -> str:
     assert "    wave: 4\n" in text and "    verified: true\n" in text
     text = text.replace("    wave: 4\n", f"    wave: {wave}\n")
     return text.replace("    verified: true\n", f"    verified: {str(verified).lower()}\n")
+
+
+def files_in(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every stack file of `directory`, byte for byte and with its modification time: what a
+    command that writes nothing must leave exactly as it was."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.glob("Pulumi*.yaml")}
 
 
 def copy_of_prod(tmp_path: Path, wave: int, verified: bool = True) -> Path:
@@ -312,6 +326,58 @@ def test_the_first_wave_needs_no_alertmanager_because_nothing_runs_the_new_versi
     path = copy_of_prod(tmp_path, wave=0, verified=False)
     assert tool.main(["--stack", "prod", "--root", str(tmp_path), "--advance"], environ={}) == 0
     assert release_plan(tool.load_config(path.read_text())).current == 1
+
+
+def test_a_dry_run_advance_runs_the_checks_prints_the_change_and_writes_nothing(tmp_path):
+    """As a new user tries it, in a real process: the stack file keeps every byte."""
+    copy_of_prod(tmp_path, wave=0, verified=False)
+    before = files_in(tmp_path)
+    done = run_waves("--stack", "prod", "--root", str(tmp_path), "--advance", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "release.wave 0 → 1 in Pulumi.prod.yaml: C-2 take 2.3.1 at the next `pulumi up` (no "
+        "Prod ran the new version yet, so no alert to check)\ndry run: nothing was written\n"
+    )
+    assert files_in(tmp_path) == before
+
+
+def test_a_dry_run_advance_is_refused_for_the_same_reasons_as_the_real_one(tmp_path, capsys):
+    path = copy_of_prod(tmp_path, wave=1, verified=False)
+    before = files_in(tmp_path)
+    args = ["--stack", "prod", "--root", str(tmp_path), "--advance", "--dry-run"]
+    soaked = lambda: gate.Applied(1, "2.3.1", LONG_AGO)  # noqa: E731
+    assert tool.main([*args, "--alertmanager", "http://x"], environ={}, applied=soaked) == 1
+    assert "2.3.1 is not verified" in capsys.readouterr().err
+    assert files_in(tmp_path) == before and path.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dry-run"], "--dry-run only means something with --advance or --rollback"),
+        (["--alertmanager", "http://x"], "--alertmanager only means something with --advance"),
+        (
+            ["--rollback", "--alertmanager", "http://x"],
+            "--alertmanager only means something with --advance",
+        ),
+        (["--advance", "--rollback"], "--advance and --rollback are two different changes"),
+    ],
+)
+def test_a_flag_that_means_nothing_in_its_mode_is_refused_before_anything_runs(
+    tmp_path, capsys, args, message
+):
+    copy_of_prod(tmp_path, wave=0, verified=False)
+    before = files_in(tmp_path)
+    assert tool.main(["--stack", "prod", "--root", str(tmp_path), *args], environ={}) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+    assert files_in(tmp_path) == before
+
+
+def test_alertmanager_from_the_environment_is_not_a_flag_and_the_plan_ignores_it(tmp_path):
+    copy_of_prod(tmp_path, wave=0, verified=False)
+    environ = {gate.ALERTMANAGER_ENV: "not-a-url"}
+    assert tool.main(["--stack", "prod", "--root", str(tmp_path)], environ=environ) == 0
 
 
 def test_later_waves_without_an_alertmanager_url_are_a_usage_error(tmp_path, capsys):
@@ -422,9 +488,107 @@ def test_rollback_moves_segments_off_the_new_version_and_changes_only_the_proxie
         assert all(c.path.startswith("inputs.metadata.labels.") for c in change.changes), change
 
 
-def test_rollback_that_fits_nowhere_is_refused_and_writes_nothing(capsys):
+def test_a_rollback_that_fits_nowhere_names_the_segment_and_the_roomiest_prod(tmp_path, capsys):
+    """At wave 3 enterprise (A-2 + B-1) must leave for A-1 and B-2, which have 1200 and 2100
+    users of spare room: too little, and the stack file keeps every byte."""
+    path = copy_of_prod(tmp_path, wave=3)
+    before = files_in(tmp_path)
+    assert tool.main(["--stack", "prod", "--root", str(tmp_path), "--rollback"]) == 1
+    assert capsys.readouterr().err == (
+        "refused: segment enterprise (4200 users, on A-2, B-1) fits on no Prod that runs 2.3.0: "
+        "the most spare room is 2100 users, on B-2. Raise a Prod's capacity, or roll back with "
+        "release.wave\n"
+    )
+    assert files_in(tmp_path) == before and path.exists()
+
+
+def test_as_shipped_a_rollback_is_refused_because_no_prod_runs_the_previous_version(capsys):
+    """Wave 4 of 4: every Prod runs 2.3.1. That, not spare room, is why there is no rollback."""
+    before = files_in(ROOT)
     assert tool.main(["--stack", "prod", "--rollback", "--dry-run"]) == 1
-    assert "segment consumer-east (8800 users, on A-1) fits on no Prod" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "refused: no Prod runs 2.3.0 any more: at wave 4 of 4 all 6 Prods run 2.3.1, so there "
+        "is no Prod to move users to. Roll back with release.wave: set it lower, and `pulumi up` "
+        "redeploys the Prods of the later waves with 2.3.0\n"
+    )
+    assert files_in(ROOT) == before
+
+
+def prod_at(wave: int, **changes: dict) -> StackConfig:
+    """The prod stack's values at `wave`, clusters or Prods changed (`A={"drained": True}`,
+    `A_1={"capacity": 1}`), without the rules across keys: a drain here may strand segments,
+    which `parse` would refuse before any rollback."""
+    raw = raw_of("prod")
+    raw["release"]["wave"] = wave
+    for name, change in changes.items():
+        raw["prods" if "_" in name else "clusters"][name.replace("_", "-")].update(change)
+    return parse_keys(raw)
+
+
+def test_prods_on_the_previous_version_that_take_no_users_are_named_as_the_reason():
+    with pytest.raises(RollbackRefused) as refused:
+        rollback(prod_at(3, A={"drained": True}, B={"drained": True}))
+    assert str(refused.value) == (
+        "the Prods that still run 2.3.0 take no users: A-1 (cluster A is drained), B-2 (cluster "
+        "B is drained). Roll back with release.wave, or undrain a cluster"
+    )
+
+
+def test_a_redundant_segment_with_no_previous_prod_on_another_cluster_says_so():
+    """At wave 3 with B drained, enterprise's two Prods need 2.3.0 Prods on two clusters, and
+    the only one left that takes users, A-1 (given the room for it), is on A."""
+    with pytest.raises(RollbackRefused) as refused:
+        rollback(prod_at(3, B={"drained": True}, A_1={"capacity": 14000}))
+    assert str(refused.value).startswith(
+        "segment enterprise (4200 users, on A-2, B-1) needs a second Prod on another cluster "
+        "than A, and every Prod that runs 2.3.0 and takes users (A-1) is on it"
+    )
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """The fenced blocks of the README's rollback part, as (language, text)."""
+    readme = (ROOT / "README.md").read_text()
+    part = readme[readme.index("**Roll back in seconds**") : readme.index("**Upgrade a cluster")]
+    return re.findall(r"```(\w*)\n(.*?)```", part, flags=re.S)
+
+
+def as_run_here(command: str, scratch: Path) -> str:
+    """A README command as this test runs it: this interpreter, the scratch directory."""
+    return command.replace("uv run python", shlex.quote(sys.executable)).replace(
+        "/tmp/wave-2", str(scratch)
+    )
+
+
+def test_the_readme_rollback_examples_print_what_the_readme_shows(tmp_path):
+    """Docs that work when copied: the README's commands, run as written (but for the scratch
+    directory and the interpreter), print its output blocks, and write no stack file."""
+    (_, commands), (_, try_it), (_, printed), (_, refusal) = readme_blocks()
+    before = files_in(ROOT)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", as_run_here(try_it, tmp_path / "wave-2")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == printed
+    assert (
+        release_plan(
+            tool.load_config((tmp_path / "wave-2" / "Pulumi.prod.yaml").read_text())
+        ).current
+        == 2
+    )
+    dry_run = next(c for c in commands.splitlines() if "--rollback --dry-run" in c)
+    done = subprocess.run(
+        ["bash", "-c", as_run_here(dry_run.split("#")[0], tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", refusal)
+    assert files_in(ROOT) == before
 
 
 def test_only_the_latest_waves_prods_warm_up_and_only_while_the_version_changes():

@@ -2,6 +2,9 @@
 
     uv run python -m tools.release.promote staging prod [--dry-run]
 
+`--dry-run` runs every check and prints the diff, and writes nothing anywhere: not the stack
+file, not git's index.
+
 Only the release itself moves: `release.version` and `app.image` are copied from the source
 stack file. Everything else in the target belongs to its environment and stays: secrets (they
 are encrypted per stack), VPCs, subnets, tags, clusters, Prods, replica counts. Three release
@@ -250,8 +253,10 @@ def _check_edit(before: str, after: str, changes: Sequence[Change]) -> None:
 
 def ensure_committed(path: Path, why: str) -> None:
     """A promotion must be its own reviewable change, on top of committed stack files."""
+    # `git status` rewrites the index when a file's stat data is stale; a dry run writes
+    # nothing anywhere, so the refresh is skipped (it is an optional lock in git's terms).
     result = subprocess.run(
-        ["git", "status", "--porcelain", "--", path.name],
+        ["git", "--no-optional-locks", "status", "--porcelain", "--", path.name],
         cwd=path.parent,
         capture_output=True,
         text=True,

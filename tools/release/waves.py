@@ -2,20 +2,22 @@
 only while no alert fires on a Prod that already runs the new version.
 
     uv run python -m tools.release.waves --stack prod
-    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL]
+    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL] [--dry-run]
+    uv run python -m tools.release.waves --stack prod --rollback [--dry-run]
 
 It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
 `--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
 Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
 other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
+`--dry-run` runs every check and prints the change, and writes nothing anywhere.
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
 `releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
 since the last successful update (`pulumi stack history`).
 
 Exit status: 0 done, 1 refused (alerts fire, the release is unverified, finished, not applied
-or still soaking, or Alertmanager cannot be read), 2 the stack file is wrong or the command is
-incomplete.
+or still soaking, or Alertmanager cannot be read; no rollback fits), 2 the stack file is wrong
+or the command is incomplete or asks for something its mode does not do.
 """
 
 from __future__ import annotations
@@ -100,8 +102,15 @@ def render(stack: str, config: StackConfig) -> str:
 # --- advancing ------------------------------------------------------------------------------
 
 
-def advance(path: Path, alertmanager: str | None, applied: AppliedSource | None = None) -> str:
-    """Check, then move `release.wave` one up in the stack file; returns what happened."""
+def advance(
+    path: Path,
+    alertmanager: str | None,
+    applied: AppliedSource | None = None,
+    *,
+    dry_run: bool = False,
+) -> str:
+    """Check, then move `release.wave` one up in the stack file (unless `dry_run`); returns
+    what happened."""
     text = path.read_text()
     config = load_config(text, path.name)
     plan = release_plan(config)
@@ -109,11 +118,19 @@ def advance(path: Path, alertmanager: str | None, applied: AppliedSource | None 
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
     load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
-    path.write_text(new_text)
+    if not dry_run:
+        path.write_text(new_text)
     return (
         f"release.wave {plan.current} → {upcoming.number} in {path.name}: "
-        f"{', '.join(upcoming.names)} take {plan.version} at the next `pulumi up` ({checked})"
+        f"{', '.join(upcoming.names)} take {plan.version} at the next `pulumi up` ({checked})\n"
+        + _written(path, dry_run)
     )
+
+
+def _written(path: Path, dry_run: bool) -> str:
+    if dry_run:
+        return "dry run: nothing was written"
+    return f"wrote {path.name}: review it (git diff), then `pulumi up` (or merge it)"
 
 
 def with_wave(text: str, wave: int) -> str:
@@ -170,11 +187,7 @@ def rollback_now(path: Path, dry_run: bool) -> str:
             f"  {move.segment:<16} {move.users:>7} users  {', '.join(move.before)}  →  "
             f"{', '.join(move.after)}"
         )
-    lines.append(
-        "dry run: nothing was written"
-        if dry_run
-        else f"wrote {path.name}: review it (git diff), then `pulumi up` (or merge it)"
-    )
+    lines.append(_written(path, dry_run))
     return "\n".join(lines)
 
 
@@ -222,17 +235,24 @@ def main(
         action="store_true",
         help="move every segment off the new version to Prods on release.previousVersion",
     )
-    parser.add_argument("--dry-run", action="store_true", help="with --rollback: write nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --advance or --rollback: run every check and print the change, write nothing",
+    )
     parser.add_argument(
         "--alertmanager",
-        default=environ.get(ALERTMANAGER_ENV),
-        help=f"Alertmanager base URL (default ${ALERTMANAGER_ENV}); alerts must carry the "
-        f"label {ALERT_LABEL}=<Prod>",
+        help=f"with --advance: Alertmanager base URL (default ${ALERTMANAGER_ENV}); alerts must "
+        f"carry the label {ALERT_LABEL}=<Prod>",
     )
     args = parser.parse_args(argv)
-    url = args.alertmanager
+    misused = misused_flags(args)
+    if misused:
+        print(f"error: {misused}", file=sys.stderr)
+        return 2
+    url = args.alertmanager or environ.get(ALERTMANAGER_ENV)
     parts = urllib.parse.urlsplit(url or "")
-    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
+    if args.advance and url and (parts.scheme not in ("http", "https") or not parts.netloc):
         print(f"error: --alertmanager {url}: give a URL, e.g. http://{url}", file=sys.stderr)
         return 2
     try:
@@ -241,7 +261,7 @@ def main(
             print(rollback_now(stack.path, args.dry_run))
         elif args.advance:
             source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-            print(advance(stack.path, url, source))
+            print(advance(stack.path, url, source, dry_run=args.dry_run))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
     except (Refused, RollbackRefused) as refused:
@@ -251,6 +271,20 @@ def main(
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def misused_flags(args: argparse.Namespace) -> str | None:
+    """A flag that means nothing in the mode asked for: refused, rather than quietly ignored."""
+    if args.advance and args.rollback:
+        return "--advance and --rollback are two different changes; give one of them"
+    if args.dry_run and not (args.advance or args.rollback):
+        return (
+            "--dry-run only means something with --advance or --rollback; without them the "
+            "plan is printed and nothing is ever written"
+        )
+    if args.alertmanager is not None and not args.advance:
+        return "--alertmanager only means something with --advance, which checks alerts"
+    return None
 
 
 if __name__ == "__main__":
