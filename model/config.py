@@ -11,13 +11,22 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_network
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from model.stackfile import PROJECT
@@ -345,6 +354,26 @@ class Segment(Model):
     prods: Annotated[tuple[ProdName, ...], Field(min_length=1, max_length=2)]
 
 
+def _cidr(value: Any) -> Any:
+    """A network with host bits set is a typo for its network more often than not: say which."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR such as 10.20.0.0/16 or fd00:20::/32")
+    try:
+        ip_network(value, strict=True)
+    except ValueError:
+        try:
+            network = ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a CIDR such as 10.20.0.0/16 or fd00:20::/32"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set; the network is {network}") from None
+    return value
+
+
+Cidr = Annotated[IPvAnyNetwork, BeforeValidator(_cidr)]
+
+
 class Edge(Model):
     """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
@@ -359,6 +388,9 @@ class Edge(Model):
         default_factory=dict
     )
     """Prod → `host:port` at which proxies on *other* clusters reach it (its cluster's ingress)."""
+    trusted_sources: tuple[Cidr, ...] = ()
+    """Client networks whose segment header (or cookie) is believed. From any other source it
+    is removed and the request goes to `default_segment`; empty trusts no one."""
 
 
 class Release(Model):
