@@ -30,11 +30,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from model.placement import Fallbacks, Placement, Route
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,10 +160,15 @@ class Resolver:
 
 
 class Edge:
-    """A real HAProxy (master-worker) on a configuration file; `apply` starts or reloads it."""
+    """A real HAProxy (master-worker) on a configuration file; `apply` starts or reloads it.
+
+    A reload returns once a new worker serves the new configuration (the master CLI lists
+    it), so what comes next meets the new configuration, never the old worker.
+    """
 
     def __init__(self, workdir: Path, port: int) -> None:
         self.config = workdir / "haproxy.cfg"
+        self.master = workdir / "master.sock"
         self.port = port
         self.resolver = Resolver()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -173,21 +180,44 @@ class Edge:
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(self.config)], capture_output=True)
         if check.returncode != 0:
             raise RuntimeError(f"haproxy -c refused the configuration: {check.stderr.decode()}")
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGUSR2)  # master-worker reload
+        if self.proc is None:
+            self.proc = subprocess.Popen(
+                [HAPROXY, "-W", "-db", "-S", str(self.master), "-f", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self._wait(lambda: bool(self._workers()), "start a worker")
+            self._wait(self._listening, f"listen on {self.port}")
             return
-        self.proc = subprocess.Popen(
-            [HAPROXY, "-W", "-db", "-f", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+        before = self._workers()
+        self.proc.send_signal(signal.SIGUSR2)  # master-worker reload
+        self._wait(lambda: bool(self._workers() - before), "start a worker after a reload")
+
+    def _workers(self) -> set[int]:
+        """The current (not the old, soft-stopping) workers' process ids."""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self.master))
+                sock.sendall(b"show proc\n")
+                answer = b""
+                while not answer.endswith(b"\n\n") and (chunk := sock.recv(65536)):
+                    answer += chunk  # the master's answer ends with an empty line
+        except OSError:
+            return set()
+        current = answer.decode().partition("# workers\n")[2].partition("#")[0]
+        return {int(line.split()[0]) for line in current.splitlines() if "worker" in line}
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"haproxy did not {what} within 20 s")
             time.sleep(0.05)
-        raise RuntimeError(f"haproxy did not listen on {self.port} within 10 s")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -227,6 +257,27 @@ def ask(
         return Answer(response.status, body, {k.lower(): v for k, v in response.getheaders()})
     finally:
         conn.close()
+
+
+def loopback_routing(
+    placement: Placement, fallbacks: Fallbacks, ports: Mapping[str, int], health_path: str
+) -> dict[str, Any]:
+    """The routing table's shape for placement's decision, each Prod on its loopback port."""
+
+    def shape(routes: tuple[Route, ...]) -> list[dict[str, Any]]:
+        return [
+            {"prod": r.prod, "endpoint": f"http://127.0.0.1:{ports[r.prod]}", "weight": r.weight}
+            for r in routes
+        ]
+
+    return {
+        "healthPath": health_path,
+        "segments": {
+            s.segment: {"routes": shape(s.routes), "fallbacks": shape(fallbacks.routes[s.segment])}
+            for s in placement.segments
+            if s.routes
+        },
+    }
 
 
 def free_port() -> int:

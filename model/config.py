@@ -427,7 +427,9 @@ class App(Model):
 
     image: Annotated[str, Field(pattern=r"^[a-z0-9./_-]+(:\d+)?[a-z0-9./_-]*$")]
     port: Port = 8080
-    health_path: Annotated[str, Field(pattern=r"^/")] = "/healthz"
+    health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$")] = "/healthz"
+    """Probes and the edge proxies' checks ask it: a path and query, no space, quote or `#`
+    (one word of the HAProxy configuration)."""
     min_replicas: Annotated[int, Field(ge=1)] = 2
     max_replicas: Annotated[int, Field(ge=1)] = 10
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70

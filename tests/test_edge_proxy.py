@@ -21,7 +21,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devenv.haproxy import HAPROXY, SEEN_COOKIE, SEEN_SEGMENT, Edge, Prods, ask, free_port
+from devenv.haproxy import (
+    HAPROXY,
+    SEEN_COOKIE,
+    SEEN_SEGMENT,
+    Edge,
+    Prods,
+    ask,
+    free_port,
+    loopback_routing,
+)
 from model.config import ConfigError, Prod, Segment
 from model.edge_config import EdgeConfigError, EdgeSettings, render
 from model.placement import fallbacks, place
@@ -81,24 +90,13 @@ prods = st.dictionaries(
 
 
 def table_of(prods: dict[str, Prod], segments: tuple[Segment, ...], drained: set[str]) -> Any:
-    """The routing table the program would publish (endpoints by Prod name), with fallbacks."""
-    placement = place(prods, segments, frozenset(drained))
-    backups = fallbacks(prods, segments, frozenset(drained))
-
-    def shape(routes: Any) -> list[dict[str, Any]]:
-        return [
-            {"prod": r.prod, "endpoint": f"http://{r.prod.lower()}:8080", "weight": r.weight}
-            for r in routes
-        ]
-
-    return {
-        "healthPath": "/ready",
-        "segments": {
-            s.segment: {"routes": shape(s.routes), "fallbacks": shape(backups.routes[s.segment])}
-            for s in placement.segments
-            if s.routes
-        },
-    }
+    """The routing table the program would publish, with fallbacks (every Prod on one port)."""
+    return loopback_routing(
+        place(prods, segments, frozenset(drained)),
+        fallbacks(prods, segments, frozenset(drained)),
+        dict.fromkeys(prods, 8080),
+        "/ready",
+    )
 
 
 @given(prods, st.data())
@@ -264,9 +262,9 @@ def test_requests_reach_their_segments_prods_and_a_rollback_reloads_without_a_fa
     until(lambda: (load.since(switched) or ["-"])[-1], "P1", seconds=5)
     moved = time.monotonic() - switched
     time.sleep(0.3)
-    answers = load.finish()
-    assert set(answers) <= {"P1", "P2", "P3"}, Counter(answers)
-    print(f"rollback: {len(answers)} requests, 0 failed, traffic on P1 {moved:.2f} s after reload")
+    seen = load.finish()
+    assert set(seen) <= {"P1", "P2", "P3"}, Counter(seen)
+    print(f"rollback: {len(seen)} requests, 0 failed, traffic on P1 {moved:.2f} s after reload")
 
 
 @needs_haproxy
@@ -434,6 +432,15 @@ def test_checks_use_the_app_s_health_path():
     ]
     checks = [line for line in config.splitlines() if "http-check send" in line]
     assert checks and all(" uri /ready ver HTTP/1.1 hdr Host " in line for line in checks)
+
+
+def test_a_health_path_that_would_break_the_proxy_configuration_is_a_config_error():
+    raw = raw_of()
+    raw["app"]["healthPath"] = "/ready now#1"
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (problem,) = error.value.problems
+    assert problem.startswith("hybrid-infra:app.healthPath: String should match pattern")
 
 
 def test_a_drain_changes_every_proxys_config_and_so_rolls_it():
