@@ -32,6 +32,7 @@ def edge_settings(edge: Edge, cluster: str) -> EdgeSettings:
         slowstart_seconds=edge.slowstart_seconds,
         cluster=cluster,
         addresses=dict(edge.addresses),
+        trusted_sources=edge.trusted_sources,
     )
 
 

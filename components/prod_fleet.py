@@ -24,9 +24,9 @@ from components.clusters.fleet import ClusterHandle
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
 from components.prod import Prod, ProdArgs, service_endpoint
 from model import fleet
-from model.config import ConfigError, StackConfig
+from model.config import App, ConfigError, StackConfig
 from model.edge_config import render
-from model.placement import Placement, placement_for
+from model.placement import Fallbacks, Placement, Route, fallbacks_for, placement_for
 from model.release import ReleasePlan, release_plan
 
 EDGE_NAMESPACE = "hybrid-infra-edge"
@@ -76,8 +76,10 @@ class ProdFleet(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self),
                 )
 
-        port = config.app.port if config.app is not None else 0
-        self.routing = routing_table(placement, plan, port)
+        fallbacks = fallbacks_for(config)
+        for warning in fallbacks.warnings():
+            pulumi.log.warn(warning)
+        self.routing = routing_table(placement, fallbacks, plan, config.app)
         self.release_plan = plan.to_dict()
         document = json.dumps(self.routing, indent=2, sort_keys=True)
         self.routing_maps = [
@@ -135,29 +137,35 @@ def hosting_clusters(config: StackConfig) -> tuple[str, ...]:
     return tuple(c for c in fleet.clusters(config) if c in used)
 
 
-def routing_table(placement: Placement, plan: ReleasePlan, port: int) -> dict[str, Any]:
-    """Segment → weighted Prod endpoints: what an edge proxy needs, and no secret."""
+def routing_table(
+    placement: Placement, fallbacks: Fallbacks, plan: ReleasePlan, app: App | None
+) -> dict[str, Any]:
+    """Segment → weighted Prod endpoints and the fallbacks behind them: what an edge proxy
+    needs, and no secret."""
     versions = {name: p.version for name, p in plan.prods.items()}
     warming = set(plan.warming())
+    port = app.port if app is not None else 0
+
+    def route(r: Route) -> dict[str, Any]:
+        return {
+            "prod": r.prod,
+            "cluster": r.cluster,
+            "endpoint": service_endpoint(r.prod, port),
+            "weight": r.weight,
+            "version": versions.get(r.prod),
+        }
+
     return {
         "schema": ROUTING_SCHEMA,
         "drainedClusters": sorted(placement.drained),
+        **({"healthPath": app.health_path} if app is not None else {}),
         "segments": {
             s.segment: {
                 "users": s.users,
                 "configuredProds": list(s.configured),
                 "moved": s.moved,
-                "routes": [
-                    {
-                        "prod": r.prod,
-                        "cluster": r.cluster,
-                        "endpoint": service_endpoint(r.prod, port),
-                        "weight": r.weight,
-                        "version": versions.get(r.prod),
-                        "warming": r.prod in warming,
-                    }
-                    for r in s.routes
-                ],
+                "routes": [{**route(r), "warming": r.prod in warming} for r in s.routes],
+                "fallbacks": [route(r) for r in fallbacks.routes.get(s.segment, ())],
             }
             for s in placement.segments
         },

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_network
 from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
@@ -19,8 +19,10 @@ from uuid import UUID
 import pulumi
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     TypeAdapter,
     ValidationError,
@@ -375,6 +377,26 @@ class Segment(Model):
     prods: Annotated[tuple[ProdName, ...], Field(min_length=1, max_length=2)]
 
 
+def _cidr(value: Any) -> Any:
+    """A network with host bits set is a typo for its network more often than not: say which."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR such as 10.20.0.0/16 or fd00:20::/32")
+    try:
+        ip_network(value, strict=True)
+    except ValueError:
+        try:
+            network = ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a CIDR such as 10.20.0.0/16 or fd00:20::/32"
+            ) from None
+        raise ValueError(f"{value!r} has host bits set; the network is {network}") from None
+    return value
+
+
+Cidr = Annotated[IPvAnyNetwork, BeforeValidator(_cidr)]
+
+
 class Edge(Model):
     """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
@@ -389,6 +411,9 @@ class Edge(Model):
         default_factory=dict
     )
     """Prod → `host:port` at which proxies on *other* clusters reach it (its cluster's ingress)."""
+    trusted_sources: tuple[Cidr, ...] = ()
+    """Client networks whose segment header (or cookie) is believed. From any other source it
+    is removed and the request goes to `default_segment`; empty trusts no one."""
 
 
 class Release(Model):
@@ -425,7 +450,9 @@ class App(Model):
 
     image: Annotated[str, Field(pattern=r"^[a-z0-9./_-]+(:\d+)?[a-z0-9./_-]*$")]
     port: Port = 8080
-    health_path: Annotated[str, Field(pattern=r"^/")] = "/healthz"
+    health_path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$")] = "/healthz"
+    """Probes and the edge proxies' checks ask it: a path and query, no space, quote or `#`
+    (one word of the HAProxy configuration)."""
     min_replicas: Annotated[int, Field(ge=1)] = 2
     max_replicas: Annotated[int, Field(ge=1)] = 10
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70

@@ -16,6 +16,12 @@ EKS twin is drained with it (the fleet gives the twin its cluster's `drained`).
   to carry the whole segment when the other fails, so that is the room it really takes.
 
 Prods on a drained cluster stay built; they just get no requests until the cluster is undrained.
+
+**Fallbacks** are the same decision taken in advance, for a cluster that fails before anyone
+drains it: for each segment, where `place` would send it if the cluster of its Prods were
+drained, now. Edge proxies hold those Prods as backup servers and switch to them on their own.
+A failure drains one cluster, not its EKS twin (which is built to carry it), so the twin is a
+candidate here while a stack-file drain of the on-prem cluster takes its twin too.
 """
 
 from __future__ import annotations
@@ -71,6 +77,26 @@ class Placement:
         return next(s.routes for s in self.segments if s.segment == segment)
 
 
+@dataclass(frozen=True, slots=True)
+class Fallbacks:
+    """Where each segment goes if the cluster of its Prods fails, decided before it does."""
+
+    routes: Mapping[str, tuple[Route, ...]]
+    """Segment → the Prods a drain of its cluster would move it to (empty when it needs none)."""
+    uncovered: tuple[Stranded, ...]
+    """Segments that one cluster's failure leaves with no Prod; `clusters` names that cluster."""
+
+    def warnings(self) -> list[str]:
+        """One line per uncovered segment, for the preview: the failure it does not survive."""
+        return [
+            f"segment {s.segment} ({s.users} users) has no fallback: no Prod off {cluster} has "
+            f"room for it, so if {cluster} fails its users get errors until {cluster} is back; "
+            "give a Prod elsewhere the spare capacity, or a second Prod to the segment"
+            for s in self.uncovered
+            for cluster in s.clusters
+        ]
+
+
 def place(
     prods: Mapping[str, Prod], segments: Sequence[Segment], drained: Iterable[str] = ()
 ) -> Placement:
@@ -99,6 +125,39 @@ def place(
         placed[segment.name] = _routes(segment, [target], prods)
     ordered = tuple(placed[s.name] for s in segments if s.name in placed)
     return Placement(ordered, tuple(stranded), down, load)
+
+
+def fallbacks(
+    prods: Mapping[str, Prod], segments: Sequence[Segment], drained: Iterable[str] = ()
+) -> Fallbacks:
+    """For each segment, the placement with its Prods' cluster drained too: the Prods it adds.
+
+    All of a cluster's segments are re-placed together, largest first, into the room the
+    others leave: exactly what draining that cluster would do, so backups never overbook a
+    Prod. A segment whose Prods span two clusters needs none: either cluster alone keeps it.
+    """
+    now = place(prods, segments, drained)
+    without = {
+        cluster: place(prods, segments, now.drained | {cluster})
+        for cluster in sorted({r.cluster for s in now.segments for r in s.routes})
+    }
+    routes: dict[str, tuple[Route, ...]] = {}
+    uncovered = []
+    for current in now.segments:
+        serving = {r.prod for r in current.routes}
+        added: list[Route] = []
+        for cluster in sorted({r.cluster for r in current.routes}):
+            failed = without[cluster]
+            if any(s.segment == current.segment for s in failed.stranded):
+                uncovered.append(Stranded(current.segment, current.users, (cluster,)))
+                continue
+            added += [r for r in failed.routes_of(current.segment) if r.prod not in serving]
+        routes[current.segment] = tuple(added)
+    return Fallbacks(routes, tuple(uncovered))
+
+
+def fallbacks_for(config: StackConfig) -> Fallbacks:
+    return fallbacks(config.prods, config.segments, drained_clusters(config))
 
 
 def spare(prods: Mapping[str, Prod], load: Mapping[str, int], prod: str) -> int:

@@ -133,6 +133,15 @@ def _check_edge(config: StackConfig) -> list[str]:
             f"{PROJECT}:edge.defaultSegment: unknown segment {config.edge.default_segment!r}"
             f"{did_you_mean(config.edge.default_segment, names)}"
         )
+    elsewhere = sorted({s.name for s in config.segments} - {config.edge.default_segment})
+    if elsewhere and not config.edge.trusted_sources:
+        chosen_by = f"cookie {config.edge.cookie}" if config.edge.cookie else config.edge.header
+        problems.append(
+            f"{PROJECT}:edge.trustedSources: the segment ({chosen_by}) is believed only from "
+            f"these networks and none is listed, so every request would go to "
+            f"{config.edge.default_segment} and {', '.join(elsewhere)} would get no user; list "
+            "the CIDRs of the layer that sets it (the identity proxy, the CDN)"
+        )
     hosting = {p.cluster for p in config.prods.values()}
     for prod, spec in sorted(config.prods.items()):
         if len(hosting) > 1 and prod not in config.edge.addresses:

@@ -1,0 +1,359 @@
+"""The real HAProxy in front of small local Prods, for tests and benchmarks.
+
+- `ProdProcess`: one Prod, a small HTTP server in its own process, so that it can be killed
+  (`SIGKILL`: its connections are reset, new ones refused) or frozen (`SIGSTOP`: the kernel
+  queues a few connections, then drops new ones unanswered, as a dead node does) and started
+  again on the same port. It answers `/` with its name, and headers saying which segment
+  header and cookie reached it; its health path with 200, every other path with 404, but
+  `/_drop`, on which it hangs up without an answer (as a Prod that dies with a request in hand).
+- `Resolver`: a DNS server that answers every A query with 127.0.0.1 (the cluster's DNS).
+- `Edge`: `haproxy -W` (master-worker) on a rendered configuration; `apply` again reloads it.
+- `ask`: one request through the edge, from a given local source address.
+
+Run one Prod by hand::
+
+    python -m devenv.haproxy prod --name A-1 --health-path /ready
+
+It prints one line, ``PROD_READY <port>``, once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from model.placement import Fallbacks, Placement, Route
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+ROOT = Path(__file__).resolve().parent.parent
+SEEN_SEGMENT = "X-Seen-Segment"
+SEEN_COOKIE = "X-Seen-Cookie"
+
+
+class ProdProcess:
+    """One Prod in a child process, on a port it keeps across restarts."""
+
+    def __init__(self, name: str, health_path: str = "/healthz", backlog: int = 16) -> None:
+        self.name = name
+        self.health_path = health_path
+        self.backlog = backlog
+        self.port = 0
+        self.proc: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "devenv.haproxy", "prod", "--name", self.name]
+        command += ["--health-path", self.health_path, "--port", str(self.port)]
+        command += ["--backlog", str(self.backlog)]
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if line[:1] != ["PROD_READY"]:
+            raise RuntimeError(f"prod {self.name} did not start: {line}")
+        self.port = int(line[1])
+
+    def kill(self) -> None:
+        """Dead at once: the kernel resets its connections and refuses new ones."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def freeze(self) -> None:
+        """Alive to the kernel, dead to clients: its accept queue fills, then SYNs go unanswered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+    def check_hosts(self) -> list[str]:
+        """The `Host` headers its health checks came with, in order."""
+        return list(self._read("/_hosts"))
+
+    def drops(self) -> int:
+        """How many requests to `/_drop` it has hung up on without an answer."""
+        return int(self._read("/_drops"))
+
+    def _read(self, path: str) -> Any:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path)
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+
+class Prods:
+    """Several Prods by name; `stop` ends every one of them."""
+
+    def __init__(self, names: list[str], health_path: str = "/healthz", backlog: int = 16) -> None:
+        self.by_name: dict[str, ProdProcess] = {}
+        try:
+            for name in names:
+                self.by_name[name] = ProdProcess(name, health_path, backlog)
+        except BaseException:
+            self.stop()
+            raise
+
+    def __getitem__(self, name: str) -> ProdProcess:
+        return self.by_name[name]
+
+    def port(self, name: str) -> int:
+        return self.by_name[name].port
+
+    def stop(self) -> None:
+        for prod in self.by_name.values():
+            prod.stop()
+
+
+class Resolver:
+    """A DNS server on 127.0.0.1 that answers every A query with 127.0.0.1 (the cluster's DNS)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rdatatype
+        import dns.rrset
+
+        while True:
+            try:
+                data, client = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            answer = dns.message.make_response(query)
+            for question in query.question:
+                if question.rdtype == dns.rdatatype.A:
+                    answer.answer.append(
+                        dns.rrset.from_text(question.name, 5, "IN", "A", "127.0.0.1")
+                    )
+            self.sock.sendto(answer.to_wire(), client)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Edge:
+    """A real HAProxy (master-worker) on a configuration file; `apply` starts or reloads it.
+
+    A reload returns once a new worker serves the new configuration (the master CLI lists
+    it), so what comes next meets the new configuration, never the old worker.
+    """
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.config = workdir / "haproxy.cfg"
+        self.master = workdir / "master.sock"
+        self.port = port
+        self.resolver = Resolver()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def apply(self, text: str) -> None:
+        # Outside a Pod, resolv.conf names this machine's DNS; the local resolver replaces it.
+        text = text.replace("parse-resolv-conf", f"nameserver local {self.resolver.address}")
+        self.config.write_text(text)
+        check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(self.config)], capture_output=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy -c refused the configuration: {check.stderr.decode()}")
+        if self.proc is None:
+            self.proc = subprocess.Popen(
+                [HAPROXY, "-W", "-db", "-S", str(self.master), "-f", str(self.config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self._wait(lambda: bool(self._workers()), "start a worker")
+            self._wait(self._listening, f"listen on {self.port}")
+            return
+        before = self._workers()
+        self.proc.send_signal(signal.SIGUSR2)  # master-worker reload
+        self._wait(lambda: bool(self._workers() - before), "start a worker after a reload")
+
+    def _workers(self) -> set[int]:
+        """The current (not the old, soft-stopping) workers' process ids."""
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(5)
+                sock.connect(str(self.master))
+                sock.sendall(b"show proc\n")
+                answer = b""
+                while not answer.endswith(b"\n\n") and (chunk := sock.recv(65536)):
+                    answer += chunk  # the master's answer ends with an empty line
+        except OSError:
+            return set()
+        current = answer.decode().partition("# workers\n")[2].partition("#")[0]
+        return {int(line.split()[0]) for line in current.splitlines() if "worker" in line}
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"haproxy did not {what} within 20 s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.resolver.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: str
+    headers: Mapping[str, str]
+
+    @property
+    def prod(self) -> str:
+        """The Prod that answered, or `HTTP <status>` when none did."""
+        return self.body if self.status == 200 else f"HTTP {self.status}"
+
+
+def ask(
+    port: int,
+    headers: Mapping[str, str] | None = None,
+    source: str = "127.0.0.1",
+    method: str = "GET",
+    path: str = "/",
+    timeout: float = 90,
+) -> Answer:
+    """One request through the edge on a new connection, sent from `source` (any 127.x)."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=(source, 0)
+    )
+    try:
+        conn.request(method, path, headers=dict(headers or {}))
+        response = conn.getresponse()
+        body = response.read().decode()
+        return Answer(response.status, body, {k.lower(): v for k, v in response.getheaders()})
+    finally:
+        conn.close()
+
+
+def loopback_routing(
+    placement: Placement, fallbacks: Fallbacks, ports: Mapping[str, int], health_path: str
+) -> dict[str, Any]:
+    """The routing table's shape for placement's decision, each Prod on its loopback port."""
+
+    def shape(routes: tuple[Route, ...]) -> list[dict[str, Any]]:
+        return [
+            {"prod": r.prod, "endpoint": f"http://127.0.0.1:{ports[r.prod]}", "weight": r.weight}
+            for r in routes
+        ]
+
+    return {
+        "healthPath": health_path,
+        "segments": {
+            s.segment: {"routes": shape(s.routes), "fallbacks": shape(fallbacks.routes[s.segment])}
+            for s in placement.segments
+            if s.routes
+        },
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the Prod process ---------------------------------------------------------------------
+
+
+def _serve_prod(name: str, health_path: str, port: int, backlog: int) -> None:
+    hosts: list[str] = []
+    drops = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == health_path:
+                hosts.append(self.headers.get("Host", ""))
+                self._answer(200, b"ok")
+            elif self.path == "/_hosts":
+                self._answer(200, json.dumps(hosts).encode())
+            elif self.path == "/_drop":
+                drops[0] += 1
+                self.close_connection = True  # hang up with no answer
+            elif self.path == "/_drops":
+                self._answer(200, str(drops[0]).encode())
+            elif self.path == "/":
+                self._answer(
+                    200,
+                    name.encode(),
+                    {
+                        SEEN_SEGMENT: ",".join(self.headers.get_all("X-Hybrid-Segment") or []),
+                        SEEN_COOKIE: "; ".join(self.headers.get_all("Cookie") or []),
+                    },
+                )
+            else:
+                self._answer(404, b"not found")
+
+        do_POST = do_GET
+
+        def _answer(self, status: int, body: bytes, headers: Mapping[str, str] = {}) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = backlog
+
+        def handle_error(self, *_: object) -> None:
+            return  # health checks and killed clients hang up
+
+    server = Server(("127.0.0.1", port), Handler)
+    print(f"PROD_READY {server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devenv.haproxy")
+    sub = parser.add_subparsers(dest="command", required=True)
+    prod = sub.add_parser("prod", help="serve one Prod on 127.0.0.1")
+    prod.add_argument("--name", required=True)
+    prod.add_argument("--health-path", default="/healthz")
+    prod.add_argument("--port", type=int, default=0)
+    prod.add_argument("--backlog", type=int, default=16)
+    args = parser.parse_args()
+    _serve_prod(args.name, args.health_path, args.port, args.backlog)
+
+
+if __name__ == "__main__":
+    main()
