@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from model.stackfile import PROJECT
@@ -345,6 +353,20 @@ class Segment(Model):
     prods: Annotated[tuple[ProdName, ...], Field(min_length=1, max_length=2)]
 
 
+def _cidr(value: Any) -> Any:
+    """`10.0.0.1/8` is a host, not a range: name the range that was probably meant."""
+    if isinstance(value, str):
+        try:
+            IPv4Network(value)
+        except ValueError:
+            try:
+                meant = IPv4Network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an IPv4 range such as 10.20.0.0/16") from None
+            raise ValueError(f"{value!r} has host bits set; write the range as {meant}") from None
+    return value
+
+
 class Edge(Model):
     """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
@@ -358,7 +380,13 @@ class Edge(Model):
     addresses: dict[ProdName, Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]] = Field(
         default_factory=dict
     )
-    """Prod → `host:port` at which proxies on *other* clusters reach it (its cluster's ingress)."""
+    """Prod → `host:port` at which proxies on *other* clusters reach it, instead of the internal
+    load balancer the program gives the Prod (e.g. a DNS name of your own in front of it)."""
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    """The proxy Service's load balancer: internal (each cloud's annotation) unless set."""
+    source_ranges: tuple[Annotated[IPv4Network, BeforeValidator(_cidr)], ...] = ()
+    """Client ranges the proxy's load balancer admits (`loadBalancerSourceRanges`); empty:
+    every address that can reach it, which for an internal one is the private network."""
 
 
 class Release(Model):

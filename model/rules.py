@@ -26,6 +26,7 @@ from model.fleet import FleetCluster
 from model.gke_names import GKE_NAME, gke_name, node_pool_name
 from model.placement import Stranded, place, placement_for, roomiest, spare
 from model.release import describe_waves, release_plan
+from model.service_exposure import reached_from_other_clusters
 from model.stackfile import PROJECT
 
 REQUIRED_TAGS = ("owner", "cost-center", "environment")
@@ -92,7 +93,12 @@ def problems(config: StackConfig) -> list[str]:
 
 
 def _check_edge(config: StackConfig) -> list[str]:
-    """Users reach Prods through the edge proxy: it needs a default and a way to every Prod."""
+    """Users reach Prods through the edge proxy: it needs a default segment.
+
+    Proxies reach a Prod on another cluster through the internal load balancer the program
+    gives it (`model.service_exposure`), so an address is never required; one that is given
+    overrides that load balancer and must name a Prod that other clusters route to.
+    """
     if not config.prods:
         return []
     if config.edge is None:
@@ -107,16 +113,18 @@ def _check_edge(config: StackConfig) -> list[str]:
             f"{PROJECT}:edge.defaultSegment: unknown segment {config.edge.default_segment!r}"
             f"{did_you_mean(config.edge.default_segment, names)}"
         )
-    hosting = {p.cluster for p in config.prods.values()}
-    for prod, spec in sorted(config.prods.items()):
-        if len(hosting) > 1 and prod not in config.edge.addresses:
+    reached = reached_from_other_clusters(config)
+    for prod in sorted(config.edge.addresses):
+        if prod not in config.prods:
             problems.append(
-                f"{PROJECT}:edge.addresses.{prod}: proxies on the other clusters "
-                f"({', '.join(sorted(hosting - {spec.cluster}))}) reach {prod} only at an "
-                "address they can route to: give its host:port there"
+                f"{PROJECT}:edge.addresses.{prod}: unknown prod{did_you_mean(prod, config.prods)}"
             )
-    for prod in sorted(set(config.edge.addresses) - set(config.prods)):
-        problems.append(f"{PROJECT}:edge.addresses.{prod}: unknown prod")
+        elif prod not in reached:
+            problems.append(
+                f"{PROJECT}:edge.addresses.{prod}: no proxy on another cluster ever routes to "
+                f"{prod} (it is a test Prod with no segment, or the only cluster with Prods); "
+                "remove the address"
+            )
     return problems
 
 
