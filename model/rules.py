@@ -121,9 +121,8 @@ def _check_edge(config: StackConfig) -> list[str]:
             )
         elif prod not in reached:
             problems.append(
-                f"{PROJECT}:edge.addresses.{prod}: no proxy on another cluster ever routes to "
-                f"{prod} (it is a test Prod with no segment, or the only cluster with Prods); "
-                "remove the address"
+                f"{PROJECT}:edge.addresses.{prod}: every Prod runs on one cluster, so no proxy "
+                f"reaches {prod} from another; remove the address"
             )
     return problems
 

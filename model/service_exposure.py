@@ -59,15 +59,15 @@ def load_balancer_annotations(kind: ClusterKind, scheme: Scheme = "internal") ->
 
 
 def reached_from_other_clusters(config: StackConfig) -> frozenset[str]:
-    """The Prods a proxy on another cluster may route to, whatever is drained.
+    """The Prods a proxy on another cluster may route to: all of them, once Prods run on more
+    than one cluster.
 
-    Every proxy routes every segment, so once Prods run on more than one cluster, each Prod
-    that serves a segment is reached from the other clusters, and so is every non-test Prod,
-    because a drain may re-place a segment on it. Deriving this from the placement of the day
-    instead would take a drained cluster's Prods off their load balancers: a write to that
-    cluster, in the middle of its incident.
+    Every proxy routes every segment, so each Prod that serves a segment is reached from the
+    other clusters, and so is any non-test Prod a drain may re-place a segment on. Test Prods
+    without a segment are included too: the set must not follow the segments, or a rollback (a
+    segment edit that takes seconds) would delete and create load balancers (minutes), and a
+    drain would take a drained cluster's Prods off theirs, a write to that cluster.
     """
     if len({p.cluster for p in config.prods.values()}) < 2:
         return frozenset()
-    serving = {p for s in config.segments for p in s.prods}
-    return frozenset(n for n, p in config.prods.items() if n in serving or not p.test)
+    return frozenset(config.prods)

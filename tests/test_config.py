@@ -297,13 +297,6 @@ BAD = {
         _set("edge.defaultSegment", "consumer-wst"),
         "hybrid-infra:edge.defaultSegment: unknown segment 'consumer-wst' (did you mean",
     ),
-    "edge-address-for-a-prod-no-other-cluster-routes-to": (
-        lambda raw: (
-            raw["prods"].update({"C-9": {"cluster": "C", "test": True, "capacity": 100}}),
-            raw["edge"].update(addresses={"C-9": "c-9.example.net:8080"}),
-        ),
-        "hybrid-infra:edge.addresses.C-9: no proxy on another cluster ever routes to C-9",
-    ),
     "edge-address-for-an-unknown-prod": (
         lambda raw: raw["edge"].update(addresses={"B-3": "b-3.example.net:8080"}),
         "hybrid-infra:edge.addresses.B-3: unknown prod (did you mean 'B-2'?)",

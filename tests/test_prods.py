@@ -289,17 +289,6 @@ def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
 
 
 # --- a dead cluster: its drain writes nothing to it ------------------------------------------
-#
-# Under mocks these tests prove what the program declares, and the engine's `ignoreChanges`
-# rule as `tools.synth.diff` applies it (the engine resets each ignored input to its recorded
-# value before it diffs; pulumi/pulumi's `processIgnoreChanges`). They do not prove that the
-# kubernetes provider copes with a cluster that does not answer. The real-engine test with local
-# clusters must show, with A's API server stopped: `pulumi up` with `clusters.A.drained: true`
-# succeeds; no resource whose provider is A's (or A-eks's) gets a create, update, replace or
-# delete step (all "same", nothing logged as unreachable beyond the provider's warning); the
-# edge proxy ConfigMaps of B, C and G are replaced (create, then delete of the old) and their
-# Deployments roll; then, with A back and `drained: false`, the next `up` updates A's routing
-# ConfigMap and rolls A's proxy.
 
 
 def with_room_on_g(raw: dict[str, Any]) -> None:
@@ -332,6 +321,20 @@ def drain_a(raw: dict[str, Any]) -> None:
 
 
 def test_draining_a_dead_cluster_writes_nothing_to_it_and_rolls_every_other_proxy():
+    """Under mocks this proves what the program declares, and the engine's `ignoreChanges`
+    rule as `tools.synth.diff` applies it (the engine resets every ignored input to its
+    recorded value before it diffs: `processIgnoreChanges` in pulumi/pulumi). It does not prove
+    that the kubernetes provider copes with a cluster that does not answer.
+
+    The real-engine test, with local clusters and A's API server stopped, must show:
+    - `pulumi preview` and `pulumi up` with `clusters.A.drained: true` succeed;
+    - no resource whose provider is A's (or A-eks's) has a create, update, replace or delete
+      step: every one is "same", and A's kubernetes provider has no step either;
+    - B's, C's and G's proxy ConfigMaps are replaced create-before-delete (new name first, old
+      one deleted last), their Deployments roll, and their routing ConfigMaps change;
+    - with A's API server back and `drained: false`, the next `up` updates A's routing ConfigMap
+      and A's proxy (held back until then), and touches nothing else on A.
+    """
     before, after = snap_with(with_room_on_g), snap_with(with_room_on_g, drain_a)
     changes = diff(before, after)
     on_a = on_clusters(after, {"A", "A-eks"})
@@ -424,19 +427,45 @@ def test_every_prod_another_cluster_routes_to_has_an_internal_load_balancer_of_i
         assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http"}]
 
 
-def test_a_prod_no_other_cluster_can_route_to_keeps_a_cluster_ip():
-    """A test Prod without a segment is never re-placed onto; one hosting cluster: no remote."""
-    result = synth_with(
-        lambda raw: raw["prods"].update({"C-9": {"cluster": "C", "test": True, "capacity": 10}})
-    )
-    service = children_by_type(result, PROD, "C-9")[SERVICE].inputs
-    assert service["spec"]["type"] == "ClusterIP"
-    assert "annotations" not in service["metadata"]
-    assert "C-9" not in proxy_config(result, "A")
+def on_one_cluster(raw: dict[str, Any]) -> None:
+    """Every Prod on B (enterprise no longer redundant): no proxy reaches another cluster."""
+    for prod in raw["prods"].values():
+        prod["cluster"] = "B"
+    raw["clusters"]["B"]["capacity"] = 50000
+    next(s for s in raw["segments"] if s["name"] == "enterprise")["prods"] = ["A-2"]
+    raw["release"]["wave"] = 3  # no redundant tier any more: three waves
+
+
+def test_prods_on_a_single_cluster_keep_a_cluster_ip_and_take_no_address():
+    result = synth_with(on_one_cluster)
+    for name in PROD_CLUSTERS:
+        service = children_by_type(result, PROD, name)[SERVICE].inputs
+        assert service["spec"]["type"] == "ClusterIP"
+        assert "annotations" not in service["metadata"]
+    raw = raw_of()
+    on_one_cluster(raw)
+    raw["edge"]["addresses"] = {"A-1": "a-1.example.net:8080"}
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:edge.addresses.A-1: every Prod runs on one cluster, so no proxy reaches "
+        "A-1 from another; remove the address"
+    ]
+
+
+def test_a_rollback_or_a_drain_creates_or_deletes_no_load_balancer():
+    """Segment edits take seconds; a load balancer takes minutes, and a drained cluster none."""
     config = parse(raw_of())
-    assert reached_from_other_clusters(config) == set(PROD_CLUSTERS)
-    alone = {n: p.model_copy(update={"cluster": "B"}) for n, p in config.prods.items()}
-    assert reached_from_other_clusters(config.model_copy(update={"prods": alone})) == set()
+    everyone = set(PROD_CLUSTERS)
+    assert reached_from_other_clusters(config) == everyone
+    staff_on_b1 = config.model_copy(
+        update={"segments": tuple(s for s in config.segments if s.name != "staff")}
+    )
+    assert reached_from_other_clusters(staff_on_b1) == everyone, "C-2 serves no segment"
+    raw = raw_of()
+    with_room_on_g(raw)
+    drain_a(raw)
+    assert reached_from_other_clusters(parse(raw)) == everyone | {"G-1"}
 
 
 def test_proxies_reach_a_prod_elsewhere_at_its_load_balancer_and_at_home_by_cluster_dns(prod):
