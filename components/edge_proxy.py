@@ -1,15 +1,35 @@
 """The edge proxy on one cluster: HAProxy in front of the Prods, configured from the routing.
 
-A routing change (a rollback, a drain, a new wave) is a new configuration. Its hash is in the
-Pod template, so the Deployment rolls: with `maxUnavailable: 0` a new Pod is Ready before an old
-one stops, and each old Pod gets a `preStop` pause so its load balancer stops sending to it
-before HAProxy finishes its open connections. A PodDisruptionBudget keeps one proxy through
-node drains.
+A routing change (a rollback, a drain, a new wave) is a new configuration, and the proxies roll
+onto it: with `maxUnavailable: 0` a new Pod is Ready before an old one stops, and each old Pod
+gets a `preStop` pause so its load balancer stops sending to it before HAProxy finishes its open
+connections. A PodDisruptionBudget keeps one proxy through node drains.
+
+**The configuration is a new ConfigMap per content, created before the old one is deleted.**
+pulumi-kubernetes replaces a ConfigMap whose data changes (it treats ConfigMaps as immutable
+unless told otherwise). Under a fixed name that replacement has to delete the old object before
+it can create the new one: for a moment the proxies' volume names nothing, and a Pod that starts
+then cannot mount it. Here the name carries a hash of the content (`edge-proxy-1a2b3c4d5e`), so a
+new configuration is a new name: Pulumi creates it first, the Deployment's volume moves to it
+(its Pod template changes, so it rolls), and the old ConfigMap is deleted once the Deployment
+has rolled (pulumi-kubernetes waits for the rollout), so no Pod is left mounting it. Pulumi's
+autonaming would also give a new name, but it builds it from the resource name
+(`A-edge-proxy-config-…`), and Kubernetes names are lowercase. The ConfigMap is `immutable`
+too: the API server refuses edits, and kubelets stop watching it.
+
+**Pods** request CPU and memory (memory limited at the request, so a proxy at its limit is not
+the first thing evicted under node pressure), spread over nodes, and have a liveness probe that
+HAProxy answers itself (`model.edge_config.liveness_frontend`), distinct from readiness on the
+traffic port.
+
+**The Service is internal by default**, with each cloud's annotation
+(`model.service_exposure`), and admits `edge.sourceRanges` only when they are given.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -17,31 +37,46 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from model.config import Edge
-from model.edge_config import PORT, EdgeSettings
+from model.edge_config import LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
+from model.fleet import ClusterKind
+from model.service_exposure import load_balancer_annotations
 
 CONFIG_KEY = "haproxy.cfg"
+CONFIG_PREFIX = "edge-proxy-"
 LABELS = {"app.kubernetes.io/name": "edge-proxy", "app.kubernetes.io/part-of": "hybrid-infra"}
 DRAIN_SECONDS = 15
+CPU_REQUEST = "100m"
+MEMORY = "256Mi"
+"""Request and limit. At `maxconn 4096`, two 16 KiB buffers per connection come to 128 MiB;
+the rest is headroom for the process itself."""
 
 
-def edge_settings(edge: Edge, cluster: str) -> EdgeSettings:
+def edge_settings(edge: Edge, cluster: str, addresses: Mapping[str, str]) -> EdgeSettings:
+    """`addresses` are the Prods' internal load balancers; `edge.addresses` overrides them."""
     return EdgeSettings(
         default_segment=edge.default_segment,
         header=edge.header,
         cookie=edge.cookie,
         slowstart_seconds=edge.slowstart_seconds,
         cluster=cluster,
-        addresses=dict(edge.addresses),
+        addresses={**addresses, **edge.addresses},
         trusted_sources=edge.trusted_sources,
     )
+
+
+def config_map_name(config: str) -> str:
+    """The ConfigMap's name follows its content: a new configuration is a new ConfigMap."""
+    return CONFIG_PREFIX + hashlib.sha256(config.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
 class EdgeProxyArgs:
     namespace: pulumi.Input[str]
     edge: Edge
-    config: str
-    """The rendered haproxy.cfg (model.edge_config.render)."""
+    config: pulumi.Input[str]
+    """The rendered haproxy.cfg (model.edge_config.render, then the liveness frontend)."""
+    cluster_kind: ClusterKind
+    """Which cloud's annotations keep the Service's load balancer internal."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -53,8 +88,15 @@ class EdgeProxy(pulumi.ComponentResource):
         super().__init__("hybrid-infra:edge:EdgeProxy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         meta = ObjectMetaArgs(name="edge-proxy", namespace=args.namespace, labels=LABELS)
+        text = pulumi.Output.from_input(args.config)
         config = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=meta, data={CONFIG_KEY: args.config}, opts=child
+            f"{name}-config",
+            metadata=ObjectMetaArgs(
+                name=text.apply(config_map_name), namespace=args.namespace, labels=LABELS
+            ),
+            data={CONFIG_KEY: text},
+            immutable=True,
+            opts=child,
         )
         self._deployment(name, args, meta, config, child)
         k8s.policy.v1.PodDisruptionBudget(
@@ -65,16 +107,7 @@ class EdgeProxy(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta,
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="LoadBalancer",
-                selector=LABELS,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=PORT)],
-            ),
-            opts=child,
-        )
+        self._service(name, args, child)
         self.register_outputs({})
 
     def _deployment(
@@ -85,8 +118,7 @@ class EdgeProxy(pulumi.ComponentResource):
         config: k8s.core.v1.ConfigMap,
         opts: pulumi.ResourceOptions,
     ) -> k8s.apps.v1.Deployment:
-        """The configuration's hash is in the Pod template: a new configuration rolls the Pods."""
-        digest = hashlib.sha256(args.config.encode()).hexdigest()[:16]
+        """The volume names the configuration's ConfigMap: a new configuration rolls the Pods."""
         return k8s.apps.v1.Deployment(
             name,
             metadata=meta,
@@ -100,37 +132,11 @@ class EdgeProxy(pulumi.ComponentResource):
                     ),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(
-                        labels=LABELS, annotations={"hybrid-infra/config-sha256": digest}
-                    ),
+                    metadata=ObjectMetaArgs(labels=LABELS),
                     spec=k8s.core.v1.PodSpecArgs(
                         termination_grace_period_seconds=DRAIN_SECONDS + 30,
-                        containers=[
-                            k8s.core.v1.ContainerArgs(
-                                name="haproxy",
-                                image=args.edge.image,
-                                args=["-f", f"/usr/local/etc/haproxy/{CONFIG_KEY}"],
-                                ports=[k8s.core.v1.ContainerPortArgs(container_port=PORT)],
-                                readiness_probe=k8s.core.v1.ProbeArgs(
-                                    tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=PORT),
-                                    period_seconds=2,
-                                ),
-                                # A command, not the `sleep` action: that one needs
-                                # Kubernetes 1.30; the haproxy image (Debian) has `sleep`.
-                                lifecycle=k8s.core.v1.LifecycleArgs(
-                                    pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                                        exec_=k8s.core.v1.ExecActionArgs(
-                                            command=["sleep", str(DRAIN_SECONDS)]
-                                        )
-                                    )
-                                ),
-                                volume_mounts=[
-                                    k8s.core.v1.VolumeMountArgs(
-                                        name="config", mount_path="/usr/local/etc/haproxy"
-                                    )
-                                ],
-                            )
-                        ],
+                        containers=[_container(args.edge)],
+                        topology_spread_constraints=_spread(),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="config",
@@ -144,3 +150,83 @@ class EdgeProxy(pulumi.ComponentResource):
             ),
             opts=opts,
         )
+
+    def _service(
+        self, name: str, args: EdgeProxyArgs, opts: pulumi.ResourceOptions
+    ) -> k8s.core.v1.Service:
+        """Internal unless `edge.scheme` says otherwise; only `edge.sourceRanges` get in."""
+        return k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=ObjectMetaArgs(
+                name="edge-proxy",
+                namespace=args.namespace,
+                labels=LABELS,
+                annotations=load_balancer_annotations(args.cluster_kind, args.edge.scheme),
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="LoadBalancer",
+                selector=LABELS,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=PORT)],
+                load_balancer_source_ranges=[str(r) for r in args.edge.source_ranges] or None,
+            ),
+            opts=opts,
+        )
+
+
+def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
+    """Readiness: the traffic port accepts. Liveness: HAProxy itself answers, slower to act."""
+    return k8s.core.v1.ContainerArgs(
+        name="haproxy",
+        image=edge.image,
+        args=["-f", f"/usr/local/etc/haproxy/{CONFIG_KEY}"],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT),
+            k8s.core.v1.ContainerPortArgs(name="liveness", container_port=LIVENESS_PORT),
+        ],
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=PORT), period_seconds=2
+        ),
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=LIVENESS_PATH, port=LIVENESS_PORT),
+            initial_delay_seconds=10,
+            period_seconds=10,
+            timeout_seconds=2,
+            failure_threshold=3,
+        ),
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": CPU_REQUEST, "memory": MEMORY},
+            # No CPU limit: throttling a proxy adds latency to every request it carries.
+            limits={"memory": MEMORY},
+        ),
+        # A command, not the `sleep` action: that one needs Kubernetes 1.30; the haproxy
+        # image (Debian) has `sleep`.
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(DRAIN_SECONDS)])
+            )
+        ),
+        volume_mounts=[
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path="/usr/local/etc/haproxy")
+        ],
+    )
+
+
+def _spread() -> list[k8s.core.v1.TopologySpreadConstraintArgs]:
+    """Over nodes, best effort (`ScheduleAnyway`).
+
+    The proxies roll on every routing change, a drain included, with `maxUnavailable: 0`: the
+    roll waits for each surge Pod. Under `DoNotSchedule` the scheduler may only use the nodes
+    with the fewest proxies, and when those are full the surge Pod stays Pending, the roll
+    stops, and the `pulumi up` of a drain waits during the incident it is meant to end. Best
+    effort still puts each Pod on the least-loaded node that has room; `pod-template-hash`
+    spreads the new ReplicaSet on its own during a roll.
+    """
+    return [
+        k8s.core.v1.TopologySpreadConstraintArgs(
+            max_skew=1,
+            topology_key="kubernetes.io/hostname",
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+            match_label_keys=["pod-template-hash"],
+        )
+    ]

@@ -4,11 +4,14 @@ Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and a
 only the image tag (its wave's version) and its labels differ. Rolling updates never take a
 serving Pod away before its replacement is ready (maxUnavailable 0), Pods are spread over zones
 and nodes so one failure takes few of them, and load, not a fixed count, sets the replica count.
+Where proxies on other clusters route to the Prod, its Service is an internal L4 load balancer
+(`model.service_exposure`), and they reach it at the address the cloud gives it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,6 +45,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from components.clusters.fleet import ClusterHandle
 from model.config import App
 from model.prod_alerts import prod_alert_rules
+from model.service_exposure import load_balancer_annotations
 
 APP_NAME = "app"
 """The Deployment, Service and container of every Prod: the namespace tells Prods apart."""
@@ -59,6 +63,8 @@ class ProdArgs:
     version: str
     """The release version of this Prod's wave: the image tag."""
     wave: int
+    reached_from_other_clusters: bool = False
+    """Proxies on other clusters may route to it, so its Service is an internal load balancer."""
 
 
 class Prod(pulumi.ComponentResource):
@@ -66,6 +72,7 @@ class Prod(pulumi.ComponentResource):
 
     endpoint: str
     namespace_name: str
+    cluster_name: str
 
     def __init__(
         self, name: str, args: ProdArgs, opts: pulumi.ResourceOptions | None = None
@@ -74,6 +81,7 @@ class Prod(pulumi.ComponentResource):
         app = args.app
         self.namespace_name = namespace_name(name)
         self.endpoint = service_endpoint(name, app.port)
+        self.cluster_name = args.cluster.name
         labels = prod_labels(name, args.cluster.name, args.wave, args.version)
         selector = selector_labels(name)
         child = pulumi.ResourceOptions(parent=self, provider=args.cluster.provider)
@@ -86,7 +94,7 @@ class Prod(pulumi.ComponentResource):
         # Through the namespace's output, so everything below waits for the namespace.
         meta = ObjectMetaArgs(name=APP_NAME, namespace=self.namespace.metadata.name, labels=labels)
         self.deployment = self._deployment(name, args, meta, labels, selector, child)
-        self.service = self._service(name, app, meta, selector, child)
+        self.service = self._service(name, args, meta, selector, child)
         self.disruption_budget = self._disruption_budget(name, meta, selector, child)
         self.autoscaler = self._autoscaler(name, app, meta, child)
         self.alerts = k8s.apiextensions.CustomResource(
@@ -148,18 +156,30 @@ class Prod(pulumi.ComponentResource):
     def _service(
         self,
         name: str,
-        app: App,
+        args: ProdArgs,
         meta: ObjectMetaArgs,
         selector: dict[str, str],
         opts: pulumi.ResourceOptions,
     ) -> k8s.core.v1.Service:
+        """The proxies on its own cluster reach it by cluster DNS; proxies on other clusters
+        through an internal L4 load balancer, kept internal by the cloud's annotations. One
+        Service for both (a LoadBalancer Service has a cluster IP too), so a scrape that
+        selects Services by label finds each Pod once."""
+        remote = args.reached_from_other_clusters
         return k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta,
+            metadata=ObjectMetaArgs(
+                name=meta.name,
+                namespace=meta.namespace,
+                labels=meta.labels,
+                annotations=load_balancer_annotations(args.cluster.load_balancer_cloud)
+                if remote
+                else None,
+            ),
             spec=ServiceSpecArgs(
-                type="ClusterIP",
+                type="LoadBalancer" if remote else "ClusterIP",
                 selector=selector,
-                ports=[ServicePortArgs(name=PORT_NAME, port=app.port, target_port=PORT_NAME)],
+                ports=[ServicePortArgs(name=PORT_NAME, port=args.app.port, target_port=PORT_NAME)],
             ),
             opts=opts,
         )
@@ -222,6 +242,26 @@ def namespace_name(prod: str) -> str:
 def service_endpoint(prod: str, port: int) -> str:
     """The Prod's address inside its own cluster."""
     return f"http://{APP_NAME}.{namespace_name(prod)}.svc.cluster.local:{port}"
+
+
+def remote_address(prod: str, service: k8s.core.v1.Service, port: int) -> pulumi.Output[str]:
+    """Where the cloud put the Service's load balancer (pulumi-kubernetes waits for it)."""
+    return service.status.apply(lambda status: load_balancer_address(prod, status, port))
+
+
+def load_balancer_address(prod: str, status: Any, port: int) -> str:
+    """`host:port` of the first ingress of a Service's status: a DNS name (AWS) or an IP."""
+    balancer = getattr(status, "load_balancer", None)
+    for ingress in getattr(balancer, "ingress", None) or ():
+        host = getattr(ingress, "hostname", None) or getattr(ingress, "ip", None)
+        if host:
+            return f"{host}:{port}"
+    raise pulumi.RunError(
+        f"{prod}: its internal load balancer has no address, so proxies on other clusters "
+        "cannot reach it; check the cluster's load balancer controller (kubectl describe "
+        f"service {APP_NAME} -n {namespace_name(prod)}), or give "
+        f"hybrid-infra:edge.addresses.{prod}"
+    )
 
 
 def selector_labels(prod: str) -> dict[str, str]:

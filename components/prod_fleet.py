@@ -1,12 +1,21 @@
 """Every Prod of the stack on its cluster, and the routing table that sends users to them.
 
 The routing table (segment → Prods, each with its endpoint, cluster, weight and version) is
-written as JSON to the ConfigMap `hybrid-infra-edge/hybrid-infra-routing` on **every cluster
-that hosts a Prod**, drained ones included. Edge proxies run next to the Prods, and they all read
-the same document, so no cluster routes by an older table than another; a drained cluster keeps
-its copy so that its proxies, too, send users elsewhere. Each endpoint is the Prod's address
-inside its own cluster; a proxy on another cluster reaches it through that cluster (the route
-names it).
+written as JSON to the ConfigMap `hybrid-infra-edge/hybrid-infra-routing` on every cluster that
+hosts a Prod, and each of those clusters runs an edge proxy configured from it. Each endpoint is
+the Prod's address inside its own cluster; a proxy on another cluster reaches the Prod through
+its internal load balancer (`components.prod`), or at `edge.addresses.<prod>` when given.
+
+**A drained cluster is never written to.** Draining is how users leave a cluster that died, so
+`pulumi up` must succeed while that cluster's API does not answer. Every resource on a drained
+cluster (its Prods, routing ConfigMap, edge proxy, namespaces, and anything a later change puts
+under them) stays registered, because a resource missing from the program is deleted, and is
+frozen with `ignore_changes: ["*"]`: the engine keeps each input as the last `up` left it, so no
+create, update, replace or delete goes to that cluster's provider; the kubernetes provider
+computes such a diff without the cluster. What the program would now write there (the new
+routing, a release's new image) is held back and applied by the first `up` after undrain. The
+other clusters' routing and proxies change and roll as usual. docs/prods.md ("A dead cluster")
+says what an operator sees.
 """
 
 from __future__ import annotations
@@ -22,17 +31,20 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.clusters.fleet import ClusterHandle
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
-from components.prod import Prod, ProdArgs, service_endpoint
+from components.prod import Prod, ProdArgs, remote_address, service_endpoint
 from model import fleet
-from model.config import App, ConfigError, StackConfig
-from model.edge_config import render
+from model.config import App, ConfigError, Edge, StackConfig
+from model.edge_config import liveness_frontend, render
 from model.placement import Fallbacks, Placement, Route, fallbacks_for, placement_for
 from model.release import ReleasePlan, release_plan
+from model.service_exposure import reached_from_other_clusters
 
 EDGE_NAMESPACE = "hybrid-infra-edge"
 ROUTING_CONFIGMAP = "hybrid-infra-routing"
 ROUTING_KEY = "routing.json"
 ROUTING_SCHEMA = 1
+FROZEN = ["*"]
+"""`ignore_changes` for a drained cluster's resources: every input (pulumi/pulumi#13005)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class ProdFleet(pulumi.ComponentResource):
                 f"hybrid-infra:prods: cluster {c!r} is not in the cluster fleet" for c in missing
             )
 
+        self.drained = fleet.drained_clusters(config)
+        remote = reached_from_other_clusters(config)
         self.prods = {}
         if config.app is not None:
             for prod_name, planned in plan.prods.items():
@@ -72,8 +86,9 @@ class ProdFleet(pulumi.ComponentResource):
                         app=config.app,
                         version=planned.version,
                         wave=planned.wave,
+                        reached_from_other_clusters=prod_name in remote,
                     ),
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=self._on(planned.cluster),
                 )
 
         fallbacks = fallbacks_for(config)
@@ -82,21 +97,47 @@ class ProdFleet(pulumi.ComponentResource):
         self.routing = routing_table(placement, fallbacks, plan, config.app)
         self.release_plan = plan.to_dict()
         document = json.dumps(self.routing, indent=2, sort_keys=True)
+        addresses = self._remote_addresses(config, remote)
         self.routing_maps = [
-            self._publish(args.clusters[cluster], document, config)
+            self._publish(args.clusters[cluster], document, config, addresses)
             for cluster in hosting_clusters(config)
         ]
         self.register_outputs({"routing": self.routing, "releasePlan": self.release_plan})
 
+    def _on(self, cluster: str, provider: k8s.Provider | None = None) -> pulumi.ResourceOptions:
+        """Options for what goes on `cluster`: frozen while it is drained (see the module)."""
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=provider,
+            transformations=[freeze] if cluster in self.drained else None,
+        )
+
+    def _remote_addresses(
+        self, config: StackConfig, remote: frozenset[str]
+    ) -> dict[str, pulumi.Output[str]]:
+        """Prod → its internal load balancer's `host:port`, unless `edge.addresses` names one."""
+        if config.app is None or config.edge is None:
+            return {}
+        overridden = set(config.edge.addresses)
+        return {
+            name: remote_address(name, prod.service, config.app.port)
+            for name, prod in self.prods.items()
+            if name in remote and name not in overridden
+        }
+
     def _publish(
-        self, cluster: ClusterHandle, document: str, config: StackConfig
+        self,
+        cluster: ClusterHandle,
+        document: str,
+        config: StackConfig,
+        addresses: Mapping[str, pulumi.Output[str]],
     ) -> k8s.core.v1.ConfigMap:
         """The routing ConfigMap and the edge proxy on one cluster.
 
         Both wait for every Prod: the table may point users at a Prod that has just been
         created or rolled, and they must only arrive once its Pods are ready.
         """
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        on_cluster = self._on(cluster.name, cluster.provider)
         namespace = k8s.core.v1.Namespace(
             f"{cluster.name}-edge",
             metadata=ObjectMetaArgs(
@@ -117,18 +158,46 @@ class ProdFleet(pulumi.ComponentResource):
             ),
         )
         if config.edge is not None:
+            elsewhere = {
+                p: a for p, a in addresses.items() if self.prods[p].cluster_name != cluster.name
+            }
             EdgeProxy(
                 f"{cluster.name}-edge-proxy",
                 EdgeProxyArgs(
                     namespace=namespace.metadata.name,
                     edge=config.edge,
-                    config=render(json.loads(document), edge_settings(config.edge, cluster.name)),
+                    config=proxy_config(document, config.edge, cluster.name, elsewhere),
+                    cluster_kind=cluster.load_balancer_cloud,
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
                 ),
             )
         return routing
+
+
+def proxy_config(
+    document: str, edge: Edge, cluster: str, addresses: Mapping[str, pulumi.Output[str]]
+) -> pulumi.Output[str]:
+    """`cluster`'s haproxy.cfg, once the Prods it reaches elsewhere have their addresses."""
+
+    def rendered(known: Mapping[str, str]) -> str:
+        settings = edge_settings(edge, cluster, known)
+        return render(json.loads(document), settings) + liveness_frontend()
+
+    if not addresses:
+        return pulumi.Output.from_input(rendered({}))
+    return pulumi.Output.all(**addresses).apply(rendered)
+
+
+def freeze(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    """Keep every input of a resource as the engine last recorded it (components have none)."""
+    if not isinstance(args.resource, pulumi.CustomResource):
+        return None
+    return pulumi.ResourceTransformationResult(
+        args.props,
+        pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(ignore_changes=FROZEN)),
+    )
 
 
 def hosting_clusters(config: StackConfig) -> tuple[str, ...]:

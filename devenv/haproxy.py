@@ -213,10 +213,11 @@ class Edge:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def _wait(self, done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 20
+        # Generous: on a loaded 2-core machine a reload has taken over 20 s.
+        deadline = time.monotonic() + 60
         while not done():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"haproxy did not {what} within 20 s")
+                raise RuntimeError(f"haproxy did not {what} within 60 s")
             time.sleep(0.05)
 
     def stop(self) -> None:

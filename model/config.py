@@ -345,6 +345,9 @@ class ExistingClusterSpec(Model):
 
     kind: Literal["existing"]
     kubeconfig: SecretStr | EncryptedValue
+    cloud: Literal["eks", "gke", "onprem"] | None = None
+    """Where it runs, for the annotations that keep its load balancers internal; none are set
+    when it is not given (a cluster whose load balancers are private by its own design)."""
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
 
@@ -390,7 +393,7 @@ def _cidr(value: Any) -> Any:
             raise ValueError(
                 f"{value!r} is not a CIDR such as 10.20.0.0/16 or fd00:20::/32"
             ) from None
-        raise ValueError(f"{value!r} has host bits set; the network is {network}") from None
+        raise ValueError(f"{value!r} has host bits set; write the range as {network}") from None
     return value
 
 
@@ -410,10 +413,16 @@ class Edge(Model):
     addresses: dict[ProdName, Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]] = Field(
         default_factory=dict
     )
-    """Prod → `host:port` at which proxies on *other* clusters reach it (its cluster's ingress)."""
+    """Prod → `host:port` at which proxies on *other* clusters reach it, instead of the internal
+    load balancer the program gives the Prod (e.g. a DNS name of your own in front of it)."""
     trusted_sources: tuple[Cidr, ...] = ()
     """Client networks whose segment header (or cookie) is believed. From any other source it
     is removed and the request goes to `default_segment`; empty trusts no one."""
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    """The proxy Service's load balancer: internal (each cloud's annotation) unless set."""
+    source_ranges: tuple[Cidr, ...] = ()
+    """Client ranges the proxy's load balancer admits (`loadBalancerSourceRanges`); empty:
+    every address that can reach it, which for an internal one is the private network."""
 
 
 class Release(Model):

@@ -213,3 +213,17 @@ def _host_port(endpoint: str) -> str:
     if not parts.hostname:
         raise EdgeConfigError(f"endpoint {endpoint!r} has no host")
     return f"{parts.hostname}:{parts.port or 80}"
+
+
+LIVENESS_PORT = 8081
+LIVENESS_PATH = "/livez"
+
+
+def liveness_frontend(port: int = LIVENESS_PORT, path: str = LIVENESS_PATH) -> str:
+    """A frontend that HAProxy answers itself: `200` while its event loop runs.
+
+    The kubelet's liveness probe asks it, never a Prod: a probe through the traffic frontend
+    would fail whenever a segment's Prods are down, and restarting every proxy then would turn
+    one dead Prod into an outage. `monitor-uri` requests are neither forwarded nor logged.
+    """
+    return "\n".join(["frontend liveness", f"    bind :{port}", f"    monitor-uri {path}", ""])

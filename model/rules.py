@@ -29,6 +29,7 @@ from model.fleet import FleetCluster
 from model.gke_names import GKE_NAME, gke_name, node_pool_name
 from model.placement import Stranded, place, placement_for, roomiest, spare
 from model.release import describe_waves, release_plan
+from model.service_exposure import reached_from_other_clusters
 from model.stackfile import PROJECT
 
 REQUIRED_TAGS = ("owner", "cost-center", "environment")
@@ -118,7 +119,12 @@ def warnings(config: StackConfig, today: date) -> list[str]:
 
 
 def _check_edge(config: StackConfig) -> list[str]:
-    """Users reach Prods through the edge proxy: it needs a default and a way to every Prod."""
+    """Users reach Prods through the edge proxy: it needs a default segment.
+
+    Proxies reach a Prod on another cluster through the internal load balancer the program
+    gives it (`model.service_exposure`), so an address is never required; one that is given
+    overrides that load balancer and must name a Prod that other clusters route to.
+    """
     if not config.prods:
         return []
     if config.edge is None:
@@ -142,16 +148,17 @@ def _check_edge(config: StackConfig) -> list[str]:
             f"{config.edge.default_segment} and {', '.join(elsewhere)} would get no user; list "
             "the CIDRs of the layer that sets it (the identity proxy, the CDN)"
         )
-    hosting = {p.cluster for p in config.prods.values()}
-    for prod, spec in sorted(config.prods.items()):
-        if len(hosting) > 1 and prod not in config.edge.addresses:
+    reached = reached_from_other_clusters(config)
+    for prod in sorted(config.edge.addresses):
+        if prod not in config.prods:
             problems.append(
-                f"{PROJECT}:edge.addresses.{prod}: proxies on the other clusters "
-                f"({', '.join(sorted(hosting - {spec.cluster}))}) reach {prod} only at an "
-                "address they can route to: give its host:port there"
+                f"{PROJECT}:edge.addresses.{prod}: unknown prod{did_you_mean(prod, config.prods)}"
             )
-    for prod in sorted(set(config.edge.addresses) - set(config.prods)):
-        problems.append(f"{PROJECT}:edge.addresses.{prod}: unknown prod")
+        elif prod not in reached:
+            problems.append(
+                f"{PROJECT}:edge.addresses.{prod}: every Prod runs on one cluster, so no proxy "
+                f"reaches {prod} from another; remove the address"
+            )
     return problems
 
 

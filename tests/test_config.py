@@ -297,9 +297,22 @@ BAD = {
         _set("edge.defaultSegment", "consumer-wst"),
         "hybrid-infra:edge.defaultSegment: unknown segment 'consumer-wst' (did you mean",
     ),
-    "prod-unreachable-from-other-clusters": (
-        _delete("edge.addresses.B-2"),
-        "hybrid-infra:edge.addresses.B-2: proxies on the other clusters (A, C) reach B-2 only",
+    "edge-address-for-an-unknown-prod": (
+        lambda raw: raw["edge"].update(addresses={"B-3": "b-3.example.net:8080"}),
+        "hybrid-infra:edge.addresses.B-3: unknown prod (did you mean 'B-2'?)",
+    ),
+    "edge-source-range-with-host-bits": (
+        _set("edge.sourceRanges", ["172.16.0.0/14", "10.10.0.1/16"]),
+        "hybrid-infra:edge.sourceRanges[1]: Value error, '10.10.0.1/16' has host bits set; "
+        "write the range as 10.10.0.0/16",
+    ),
+    "edge-source-range-not-a-range": (
+        _set("edge.sourceRanges", ["office"]),
+        "hybrid-infra:edge.sourceRanges[0]: Value error, 'office' is not a CIDR",
+    ),
+    "edge-scheme-unknown": (
+        _set("edge.scheme", "public"),
+        "hybrid-infra:edge.scheme: Input should be 'internal' or 'internet-facing'",
     ),
     "one-edge-replica-that-a-drain-could-never-evict": (
         _set("edge.replicas", 1),

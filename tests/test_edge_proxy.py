@@ -8,6 +8,8 @@ A small DNS server (dnspython) stands in for the cluster's DNS."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 import subprocess
 import threading
 import time
@@ -32,7 +34,13 @@ from devenv.haproxy import (
     loopback_routing,
 )
 from model.config import ConfigError, Prod, Segment
-from model.edge_config import EdgeConfigError, EdgeSettings, render
+from model.edge_config import (
+    LIVENESS_PATH,
+    EdgeConfigError,
+    EdgeSettings,
+    liveness_frontend,
+    render,
+)
 from model.placement import fallbacks, place
 from model.stack import parse
 from tests.fixtures.program import raw_of, synth_with
@@ -390,13 +398,11 @@ def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_pat
         path.write_text(config)
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True)
         assert check.returncode == 0, check.stderr.decode()
-        # Prods on this cluster by their Service, the others at their configured address.
+        # Prods on this cluster by their Service, the others at their internal load balancer.
         assert f"app.prod-{cluster.lower()}-1.svc.cluster.local:8080" in config
         others = [c for c in "ABC" if c != cluster]
         for other in others:
-            assert (
-                f"prod-{other.lower()}-1.{other.lower()}.prod.internal.example.net:8080" in config
-            )
+            assert f"{other.lower()}-1-service.lb.mock:8080" in config
         strategy = parts[DEPLOYMENT].inputs["spec"]["strategy"]["rollingUpdate"]
         assert strategy["maxUnavailable"] == 0
         assert parts[PDB].inputs["spec"]["minAvailable"] == 1
@@ -443,16 +449,20 @@ def test_a_health_path_that_would_break_the_proxy_configuration_is_a_config_erro
     assert problem.startswith("hybrid-infra:app.healthPath: String should match pattern")
 
 
-def test_a_drain_changes_every_proxys_config_and_so_rolls_it():
-    def digest(result: Synthesis, cluster: str) -> str:
+def test_a_drain_changes_every_other_proxys_config_and_so_rolls_it():
+    """The drained cluster's own proxy is frozen (tests/test_prods.py, drained clusters)."""
+
+    def mounted(result: Synthesis, cluster: str) -> str:
         parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
-        template = parts[DEPLOYMENT].inputs["spec"]["template"]
-        return template["metadata"]["annotations"]["hybrid-infra/config-sha256"]
+        (volume,) = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]["volumes"]
+        return str(volume["configMap"]["name"])
 
     before = synthesize("prod")
     after = synth_with(lambda raw: raw["clusters"]["C"].update(drained=True))
-    for cluster in "ABC":
-        assert digest(before, cluster) != digest(after, cluster)
+    for cluster in "AB":
+        assert mounted(before, cluster) != mounted(after, cluster)
+    frozen = children_by_type(after, EDGE_PROXY, "C-edge-proxy")[DEPLOYMENT]
+    assert frozen.ignore_changes == ("*",)
 
 
 def test_trusted_sources_that_are_not_networks_are_config_errors_by_key_path():
@@ -462,7 +472,7 @@ def test_trusted_sources_that_are_not_networks_are_config_errors_by_key_path():
         parse(raw)
     assert error.value.problems == [
         "hybrid-infra:edge.trustedSources[1]: Value error, '10.20.0.1/16' has host bits set; "
-        "the network is 10.20.0.0/16",
+        "write the range as 10.20.0.0/16",
         "hybrid-infra:edge.trustedSources[2]: Value error, 'identity-proxy' is not a CIDR such "
         "as 10.20.0.0/16 or fd00:20::/32",
         "hybrid-infra:edge.trustedSources[3]: Value error, 7 is not a CIDR such as "
@@ -488,3 +498,34 @@ def test_segments_that_no_trusted_source_can_choose_are_a_config_error():
     raw["edge"]["addresses"] = {}
     raw["release"]["wave"] = 1
     parse(raw)
+
+
+@needs_haproxy
+def test_the_liveness_frontend_answers_while_every_prod_is_down(tmp_path):
+    """The kubelet's liveness probe must not restart proxies because Prods are down: HAProxy
+    answers `/livez` itself while the traffic port answers 503 (real HAProxy 2.6)."""
+    traffic, liveness = free_port(), free_port()
+    dead = free_port()  # nothing listens: the only Prod is down
+    table = routing({"a": [("P1", dead, 100)]})
+    text = render(table, EdgeSettings(default_segment="a", port=traffic))
+    text = text.replace("parse-resolv-conf", "nameserver none 127.0.0.1:53")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(text + liveness_frontend(port=liveness))
+    proc = subprocess.Popen(
+        [HAPROXY, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", liveness)) == 0:
+                    break
+            time.sleep(0.05)
+        assert ask(traffic, timeout=10).status == 503
+        conn = http.client.HTTPConnection("127.0.0.1", liveness, timeout=5)
+        conn.request("GET", LIVENESS_PATH)
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -4,19 +4,24 @@ routing ConfigMap says where each segment goes; a drained cluster moves users or
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
+import pulumi
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL
+from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL, load_balancer_address
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
 from model.config import ConfigError, OnPremClusterSpec, Prod, Segment
 from model.fleet import drained_clusters, twin_name, twin_spec
 from model.placement import place
 from model.release import release_plan
+from model.service_exposure import reached_from_other_clusters
 from model.stack import parse
 from tests.fixtures.program import raw_of, synth_with
 from tests.synthesis import (
@@ -24,6 +29,7 @@ from tests.synthesis import (
     DEPLOYMENT,
     EDGE_PROXY,
     HPA,
+    KUBERNETES_PROVIDER,
     NAMESPACE,
     PDB,
     PROD,
@@ -33,7 +39,8 @@ from tests.synthesis import (
     one,
     provider_urn,
 )
-from tools.synth import ProgramFailed, Synthesis, synthesize
+from tools.synth import ProgramFailed, Synthesis, snapshot, synthesize
+from tools.synth.diff import diff, render_diff
 
 PROD_CLUSTERS = {"A-1": "A", "A-2": "A", "B-1": "B", "B-2": "B", "C-1": "C", "C-2": "C"}
 
@@ -242,7 +249,6 @@ def drain_a_with_room_on_g(raw: dict[str, Any]) -> None:
     raw["clusters"]["A"]["drained"] = True
     raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
     raw["clusters"]["G"]["capacity"] = 10000
-    raw["edge"]["addresses"]["G-1"] = "prod-g-1.g.prod.internal.example.net:8080"
 
 
 def test_draining_a_moves_enterprise_to_b1_and_consumer_east_to_a_prod_with_room():
@@ -282,6 +288,302 @@ def test_a_twin_is_drained_with_its_cluster_as_the_fleet_builds_it():
     assert drained_clusters(config) == {"A", twin_name("A")}
 
 
+# --- a dead cluster: its drain writes nothing to it ------------------------------------------
+
+
+def with_room_on_g(raw: dict[str, Any]) -> None:
+    """G-1 can take consumer-east (8800 users), so A may be drained."""
+    raw["prods"]["G-1"] = {"cluster": "G", "capacity": 10000}
+    raw["clusters"]["G"]["capacity"] = 10000
+
+
+def on_clusters(snap: dict[str, Any], clusters: set[str]) -> set[str]:
+    """Engine URNs of every resource whose provider is one of `clusters`' kubernetes providers."""
+    providers = {
+        urn
+        for urn, r in snap["resources"].items()
+        if r["type"] == KUBERNETES_PROVIDER and r["name"] in {f"{c}-kubernetes" for c in clusters}
+    }
+    assert len(providers) == len(clusters), providers
+    return {urn for urn, r in snap["resources"].items() if r["provider"] in providers}
+
+
+def snap_with(*mutations: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def mutate(raw: dict[str, Any]) -> None:
+        for mutation in mutations:
+            mutation(raw)
+
+    return snapshot.snapshot(synth_with(mutate))
+
+
+def drain_a(raw: dict[str, Any]) -> None:
+    raw["clusters"]["A"]["drained"] = True
+
+
+def test_draining_a_dead_cluster_writes_nothing_to_it_and_rolls_every_other_proxy():
+    """Under mocks this proves what the program declares, and the engine's `ignoreChanges`
+    rule as `tools.synth.diff` applies it (the engine resets every ignored input to its
+    recorded value before it diffs: `processIgnoreChanges` in pulumi/pulumi). It does not prove
+    that the kubernetes provider copes with a cluster that does not answer.
+
+    The real-engine test, with local clusters and A's API server stopped, must show:
+    - `pulumi preview` and `pulumi up` with `clusters.A.drained: true` succeed;
+    - no resource whose provider is A's (or A-eks's) has a create, update, replace or delete
+      step: every one is "same", and A's kubernetes provider has no step either;
+    - B's, C's and G's proxy ConfigMaps are replaced create-before-delete (new name first, old
+      one deleted last), their Deployments roll, and their routing ConfigMaps change;
+    - with A's API server back and `drained: false`, the next `up` updates A's routing ConfigMap
+      and A's proxy (held back until then), and touches nothing else on A.
+    """
+    before, after = snap_with(with_room_on_g), snap_with(with_room_on_g, drain_a)
+    changes = diff(before, after)
+    on_a = on_clusters(after, {"A", "A-eks"})
+    names = {after["resources"][urn]["name"] for urn in on_a}
+    assert names >= {"A-1-deployment", "A-2-service", "A-edge", "A-routing", "A-edge-proxy"}
+    # Nothing on A is created, changed or removed: every resource stays registered as it was.
+    assert not changes.added and not changes.removed
+    assert not {c.urn for c in changes.changed} & on_a
+    # What the program would now write on A is held back until A is undrained.
+    assert {c.name for c in changes.held} == {"A-routing", "A-edge-proxy-config", "A-edge-proxy"}
+    assert {c.urn for c in changes.held} <= on_a
+    # Every other proxy takes a new configuration (a new ConfigMap) and so rolls.
+    rolled = {c.name: {x.path for x in c.changes} for c in changes.changed}
+    for cluster in ("B", "C", "G"):
+        assert "inputs.metadata.name" in rolled[f"{cluster}-edge-proxy-config"]
+        assert (
+            "inputs.spec.template.spec.volumes[0].configMap.name"
+            in (rolled[f"{cluster}-edge-proxy"])
+        )
+        assert f"{cluster}-routing" in rolled
+    assert render_diff(changes).endswith("3 held back by ignoreChanges\n")
+
+
+def test_a_release_while_a_cluster_is_drained_reaches_only_the_other_clusters():
+    """Wave 3 → 4 takes A-1 and B-2 to 2.3.1: B-2 rolls, A-1 waits for its cluster."""
+
+    def wave(number: int) -> Callable[[dict[str, Any]], None]:
+        return lambda raw: raw["release"].update(wave=number)
+
+    before = snap_with(with_room_on_g, drain_a, wave(3))
+    after = snap_with(with_room_on_g, drain_a, wave(4))
+    changes = diff(before, after)
+    image = "inputs.spec.template.spec.containers[0].image"
+    assert image in {
+        c.path for r in changes.changed if r.name == "B-2-deployment" for c in r.changes
+    }
+    held = {r.name: {c.path for c in r.changes} for r in changes.held}
+    assert image in held["A-1-deployment"]
+    assert not {c.urn for c in changes.changed} & on_clusters(after, {"A", "A-eks"})
+
+
+def test_every_resource_on_a_drained_cluster_is_frozen_and_nothing_else():
+    result = synth_with(lambda raw: (with_room_on_g(raw), drain_a(raw)))
+    a = {prod_provider(result, c) for c in ("A", "A-eks")}
+    for resource in result.resources:
+        on_a = resource.provider is not None and provider_urn(resource) in a
+        assert (resource.ignore_changes == ("*",)) == on_a, resource.name
+    # The provider itself is left as it was: it needs no answer from A to be configured, and a
+    # changed input of its own could replace it and with it everything on A.
+    assert all(p.ignore_changes == () for p in result.of_type(KUBERNETES_PROVIDER))
+    undrained = synth_with(with_room_on_g)
+    assert not any(r.ignore_changes == ("*",) for r in undrained.resources)
+
+
+def prod_provider(result: Synthesis, cluster: str) -> str:
+    return result.named(f"{cluster}-kubernetes").urn
+
+
+# --- reaching a Prod from another cluster ---------------------------------------------------
+#
+# Under mocks these prove the shape the program sends; that each cloud's load balancer
+# controller reads these annotations is documented in docs/cloud-rules.md with its source.
+
+OPENSTACK_INTERNAL = {"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"}
+INTERNAL_LB = {
+    "A": OPENSTACK_INTERNAL,
+    "C": OPENSTACK_INTERNAL,
+    "B": {
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    },
+    "G": {
+        "networking.gke.io/load-balancer-type": "Internal",
+        "networking.gke.io/internal-load-balancer-allow-global-access": "true",
+    },
+}
+
+
+def proxy_config(result: Synthesis, cluster: str) -> str:
+    return str(result.named(f"{cluster}-edge-proxy-config").inputs["data"]["haproxy.cfg"])
+
+
+def test_every_prod_another_cluster_routes_to_has_an_internal_load_balancer_of_its_cloud():
+    result = synth_with(with_room_on_g)
+    for name, cluster in {**PROD_CLUSTERS, "G-1": "G"}.items():
+        service = children_by_type(result, PROD, name)[SERVICE].inputs
+        assert service["spec"]["type"] == "LoadBalancer", name
+        assert service["metadata"]["annotations"] == INTERNAL_LB[cluster], name
+        assert service["metadata"]["name"] == "app", "the proxies at home keep its cluster DNS"
+        assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http"}]
+
+
+def on_one_cluster(raw: dict[str, Any]) -> None:
+    """Every Prod on B (enterprise no longer redundant): no proxy reaches another cluster."""
+    for prod in raw["prods"].values():
+        prod["cluster"] = "B"
+    raw["clusters"]["B"]["capacity"] = 50000
+    next(s for s in raw["segments"] if s["name"] == "enterprise")["prods"] = ["A-2"]
+    raw["release"]["wave"] = 3  # no redundant tier any more: three waves
+
+
+def test_prods_on_a_single_cluster_keep_a_cluster_ip_and_take_no_address():
+    result = synth_with(on_one_cluster)
+    for name in PROD_CLUSTERS:
+        service = children_by_type(result, PROD, name)[SERVICE].inputs
+        assert service["spec"]["type"] == "ClusterIP"
+        assert "annotations" not in service["metadata"]
+    raw = raw_of()
+    on_one_cluster(raw)
+    raw["edge"]["addresses"] = {"A-1": "a-1.example.net:8080"}
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:edge.addresses.A-1: every Prod runs on one cluster, so no proxy reaches "
+        "A-1 from another; remove the address"
+    ]
+
+
+def test_a_rollback_or_a_drain_creates_or_deletes_no_load_balancer():
+    """Segment edits take seconds; a load balancer takes minutes, and a drained cluster none."""
+    config = parse(raw_of())
+    everyone = set(PROD_CLUSTERS)
+    assert reached_from_other_clusters(config) == everyone
+    staff_on_b1 = config.model_copy(
+        update={"segments": tuple(s for s in config.segments if s.name != "staff")}
+    )
+    assert reached_from_other_clusters(staff_on_b1) == everyone, "C-2 serves no segment"
+    raw = raw_of()
+    with_room_on_g(raw)
+    drain_a(raw)
+    assert reached_from_other_clusters(parse(raw)) == everyone | {"G-1"}
+
+
+def test_proxies_reach_a_prod_elsewhere_at_its_load_balancer_and_at_home_by_cluster_dns(prod):
+    servers = {
+        line.split()[1]: line.split()[2]
+        for line in proxy_config(prod, "A").splitlines()
+        if line.strip().startswith("server ")
+    }
+    assert servers["A-1"] == "app.prod-a-1.svc.cluster.local:8080"
+    assert servers["B-1"] == "b-1-service.lb.mock:8080"
+    assert servers["C-2"] == "c-2-service.lb.mock:8080"
+    # The configuration waits for the load balancers it names (their addresses come from them).
+    config = prod.named("A-edge-proxy-config")
+    assert prod.named("B-1-service").urn in config.dependencies
+    assert prod.named("A-1-service").urn not in config.dependencies
+
+
+def test_an_address_in_edge_addresses_replaces_the_load_balancer_for_proxies_elsewhere():
+    result = synth_with(lambda raw: raw["edge"].update(addresses={"B-1": "b-1.example.net:8080"}))
+    config = proxy_config(result, "A")
+    assert " b-1.example.net:8080 " in config and "b-1-service.lb.mock" not in config
+    assert children_by_type(result, PROD, "B-1")[SERVICE].inputs["spec"]["type"] == "LoadBalancer"
+
+
+def test_a_load_balancer_address_is_its_name_or_ip_and_none_is_an_error_naming_the_prod():
+    def status(**ingress: str | None) -> SimpleNamespace:
+        return SimpleNamespace(load_balancer=SimpleNamespace(ingress=[SimpleNamespace(**ingress)]))
+
+    assert load_balancer_address("B-1", status(hostname="x.elb.aws", ip=None), 80) == "x.elb.aws:80"
+    assert load_balancer_address("G-1", status(hostname=None, ip="10.3.0.7"), 80) == "10.3.0.7:80"
+    # The kubernetes provider waits for the address; a controller that never gives one:
+    with pytest.raises(pulumi.RunError) as error:
+        load_balancer_address("A-1", SimpleNamespace(load_balancer=None), 8080)
+    assert str(error.value).startswith("A-1: its internal load balancer has no address")
+    assert "kubectl describe service app -n prod-a-1" in str(error.value)
+    assert str(error.value).endswith("or give hybrid-infra:edge.addresses.A-1")
+
+
+# --- the edge proxy's Kubernetes objects ----------------------------------------------------
+
+
+def test_the_proxy_configuration_is_a_new_immutable_configmap_per_content(prod):
+    """pulumi-kubernetes replaces a ConfigMap whose data changes. Under a fixed name it would
+    delete the old one first, and a proxy Pod starting meanwhile could not mount it; a name per
+    content is created first, the Deployment moves to it and rolls, the old one goes last."""
+    names = {}
+    moved = synth_with(lambda raw: raw["segments"][0].update(prods=["B-1"]))  # staff → B-1
+    for result in (prod, moved):
+        for cluster in "ABC":
+            parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
+            configmap = parts[CONFIGMAP]
+            text = configmap.inputs["data"]["haproxy.cfg"]
+            name = configmap.inputs["metadata"]["name"]
+            assert name == "edge-proxy-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+            assert configmap.inputs["immutable"] is True
+            assert not configmap.delete_before_replace
+            (volume,) = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]["volumes"]
+            assert volume["configMap"]["name"] == name
+            names[(id(result), cluster)] = name
+    assert len(set(names.values())) == 6, "another routing is another ConfigMap everywhere"
+
+
+def test_proxy_pods_request_resources_spread_over_nodes_and_are_probed_apart(prod):
+    for cluster in "ABC":
+        parts = children_by_type(prod, EDGE_PROXY, f"{cluster}-edge-proxy")
+        pod = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["resources"] == {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "256Mi"},
+        }
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert (
+            spread["labelSelector"]["matchLabels"]
+            == parts[DEPLOYMENT].inputs["spec"]["selector"]["matchLabels"]
+        )
+        assert container["readinessProbe"]["tcpSocket"] == {"port": 8080}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 8081}
+        assert (
+            container["livenessProbe"]["failureThreshold"]
+            * container["livenessProbe"]["periodSeconds"]
+            > 3 * container["readinessProbe"]["periodSeconds"]
+        ), "liveness acts slower"
+        config = parts[CONFIGMAP].inputs["data"]["haproxy.cfg"]
+        assert "frontend liveness\n    bind :8081\n    monitor-uri /livez\n" in config
+
+
+def test_the_proxy_service_is_internal_for_its_cloud_and_admits_only_the_source_ranges(prod):
+    for cluster in "ABC":
+        service = children_by_type(prod, EDGE_PROXY, f"{cluster}-edge-proxy")[SERVICE].inputs
+        assert service["spec"]["type"] == "LoadBalancer"
+        assert service["metadata"]["annotations"] == INTERNAL_LB[cluster]
+        assert service["spec"]["loadBalancerSourceRanges"] == ["172.16.0.0/14", "10.10.0.0/16"]
+
+
+def test_an_internet_facing_proxy_says_so_to_each_cloud_and_admits_anyone_without_ranges():
+    def public(raw: dict[str, Any]) -> None:
+        raw["edge"]["scheme"] = "internet-facing"
+        del raw["edge"]["sourceRanges"]
+
+    result = synth_with(public)
+    annotations = {
+        cluster: children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")[SERVICE]
+        .inputs["metadata"]
+        .get("annotations")
+        for cluster in "ABC"
+    }
+    assert annotations == {
+        "A": {"service.beta.kubernetes.io/openstack-internal-load-balancer": "false"},
+        "B": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"},
+        "C": {"service.beta.kubernetes.io/openstack-internal-load-balancer": "false"},
+    }
+    service = children_by_type(result, EDGE_PROXY, "B-edge-proxy")[SERVICE].inputs
+    assert "loadBalancerSourceRanges" not in service["spec"]
+
+
 # --- placement, pure ------------------------------------------------------------------------
 
 
@@ -316,7 +618,6 @@ def test_a_prod_below_the_users_it_serves_is_a_config_error():
 def test_prod_names_that_differ_only_in_case_are_a_config_error():
     raw = raw_of()
     raw["prods"]["a-1"] = {"cluster": "C", "capacity": 100}
-    raw["edge"]["addresses"]["a-1"] = "prod-a-1.c.prod.internal.example.net:8080"
     with pytest.raises(ConfigError) as error:
         parse(raw)
     assert error.value.problems == [

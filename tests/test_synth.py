@@ -33,8 +33,8 @@ from tests.synthesis import (
     SERVICE,
 )
 from tools.synth import Registered, Synthesis, cli, graph, snapshot, synthesize
-from tools.synth.diff import diff, render_diff
-from tools.synth.tree import render_tree
+from tools.synth.diff import diff, held_back, render_diff
+from tools.synth.tree import describe, render_tree
 
 PLAINTEXT = "hunter2-plaintext-s3cret"
 
@@ -280,6 +280,59 @@ def test_diff_reports_added_and_removed_resources():
     d = diff(fewer, snap)
     assert [b.record["name"] for b in d.added] == ["th"]
     assert diff(snap, fewer).removed[0].record["name"] == "th"
+
+
+def record(inputs: dict[str, Any], ignore: list[str] | None = None) -> dict[str, Any]:
+    """A snapshot record with only what the diff reads."""
+    base = {"type": "kubernetes:core/v1:ConfigMap", "name": "cm", "parent": None}
+    base |= {"custom": True, "protect": False, "provider": "p", "dependencies": []}
+    base |= {"deleteBeforeReplace": False, "inputs": inputs}
+    return base | ({"ignoreChanges": ignore} if ignore else {})
+
+
+def snap_of(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"resources": {f"urn{i}": r for i, r in enumerate(records)}, "outputs": {}}
+
+
+def test_an_ignored_input_is_held_back_as_the_engine_holds_it_not_changed():
+    """The engine resets every `ignoreChanges` path of the new inputs to the old value (or
+    drops it where the old had none) before it diffs; `*` is every input."""
+    old = {"data": {"k": "v1"}, "metadata": {"name": "a", "labels": {"x": "1"}}}
+    new = {"data": {"k": "v2"}, "metadata": {"name": "b", "labels": {"x": "1"}}, "immutable": True}
+    frozen = diff(snap_of(record(old)), snap_of(record(new, ["*"])))
+    assert frozen.empty and not frozen.changed
+    (held,) = frozen.held
+    assert {c.path for c in held.changes} == {
+        "inputs.data.k",
+        "inputs.metadata.name",
+        "inputs.immutable",
+    }
+    assert render_diff(frozen).endswith("no changes; 1 held back by ignoreChanges\n")
+    assert "= kubernetes:core:ConfigMap cm  (held back by ignoreChanges)" in render_diff(frozen)
+
+    one_path = diff(snap_of(record(old)), snap_of(record(new, ["metadata.name"])))
+    ((changed,), (held,)) = one_path.changed, one_path.held
+    assert {c.path for c in changed.changes} == {"inputs.data.k", "inputs.immutable"}
+    assert [c.path for c in held.changes] == ["inputs.metadata.name"]
+    # Without ignoreChanges every change is a change, and the option itself is none.
+    plain = diff(snap_of(record(old, ["*"])), snap_of(record(new)))
+    assert len(plain.changed[0].changes) == 3 and not plain.held
+
+
+def test_held_back_follows_the_engines_wildcards_and_leaves_array_paths_alone():
+    old = {"spec": {"a": {"n": 1}, "b": {"n": 2}}, "list": [1]}
+    new = {"spec": {"a": {"n": 9}, "b": {"n": 9}, "c": {"n": 9}}, "list": [2]}
+    assert held_back(old, new, ["spec.*.n"]) == {
+        "spec": {"a": {"n": 1}, "b": {"n": 2}, "c": {"n": 9}},
+        "list": [2],
+    }
+    assert held_back(old, new, ["list[0]"]) == new
+    assert held_back(old, new, ["*"]) == old
+
+
+def test_the_tree_marks_a_frozen_resource():
+    assert describe(record({}, ["*"])).endswith("[frozen]")
+    assert "[frozen]" not in describe(record({}, ["scalingConfig.desiredSize"]))
 
 
 # --- errors ---------------------------------------------------------------------------------------

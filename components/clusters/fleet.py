@@ -38,6 +38,12 @@ class ClusterHandle:
     provider: k8s.Provider
     endpoint: pulumi.Output[str]
     twin_of: str | None = None
+    cloud: ClusterKind | None = None
+    """Whose load-balancer annotations apply: the kind, or an existing cluster's `cloud`."""
+
+    @property
+    def load_balancer_cloud(self) -> ClusterKind:
+        return self.cloud or self.kind
 
 
 @dataclass(frozen=True)
@@ -100,4 +106,5 @@ class ClusterFleet(pulumi.ComponentResource):
             provider=built.provider,
             endpoint=built.endpoint,
             twin_of=cluster.twin_of,
+            cloud=spec.cloud if isinstance(spec, ExistingClusterSpec) else None,
         )

@@ -8,7 +8,8 @@ Shape (format 1), sorted by key when written:
 
     {"format": 1, "project": ..., "stack": ...,
      "resources": {URN: {"type", "name", "parent", "custom", "protect", "provider",
-                         "dependencies", "deleteBeforeReplace", "inputs"}},
+                         "dependencies", "deleteBeforeReplace", "inputs",
+                         "ignoreChanges" (only when the program sets it)}},
      "outputs": {...}, "logs": [...]}
 
 URNs are rewritten from the mock monitor's short form to the engine's: the full chain of parent
@@ -127,7 +128,7 @@ def engine_urns(resources: Iterable[Registered]) -> dict[str, str]:
 
 
 def _resource(r: Registered, urns: Mapping[str, str], secrets: set[str]) -> dict[str, Any]:
-    return {
+    record = {
         "type": r.type,
         "name": r.name,
         "parent": urns.get(r.parent or "", r.parent),
@@ -138,6 +139,9 @@ def _resource(r: Registered, urns: Mapping[str, str], secrets: set[str]) -> dict
         "deleteBeforeReplace": r.delete_before_replace,
         "inputs": normalise(r.inputs, secrets),
     }
+    if r.ignore_changes:
+        record["ignoreChanges"] = list(r.ignore_changes)
+    return record
 
 
 def _provider_urn(reference: str | None, urns: Mapping[str, str]) -> str | None:

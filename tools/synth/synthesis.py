@@ -57,6 +57,8 @@ class Registered:
     dependencies: tuple[str, ...]
     provider: str | None
     delete_before_replace: bool
+    ignore_changes: tuple[str, ...] = ()
+    """Input paths the engine keeps at their last recorded value (`*`: every input)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,7 @@ class _Recorder(mocks.MockMonitor):
                     dependencies=tuple(request.dependencies),
                     provider=request.provider or None,
                     delete_before_replace=bool(request.deleteBeforeReplace),
+                    ignore_changes=tuple(request.ignoreChanges),
                 )
             )
         return response
@@ -139,6 +142,11 @@ class _Mocks(mocks.Mocks):
         for key, value in MOCK_OUTPUTS.get(args.typ, {}).items():
             state.setdefault(key, value.format(name=name))
         state.setdefault("arn", f"arn:aws:mock:::{args.typ.split(':')[-1].lower()}/{name}")
+        if args.typ == "kubernetes:core/v1:Service" and _is_load_balancer(state):
+            # The cloud's controller gives the Service an address, and the kubernetes provider
+            # waits for it before the create completes.
+            host = f"{name.lower()}.lb.mock"
+            state["status"] = {"loadBalancer": {"ingress": [{"hostname": host}]}}
         if args.typ == "aws:eks/cluster:Cluster":
             # EKS makes the cluster security group; rules are added to it by id.
             state["vpcConfig"] = {
@@ -150,6 +158,11 @@ class _Mocks(mocks.Mocks):
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         handler = self.invokes.get(args.token) or DEFAULT_INVOKES.get(args.token)
         return (handler(args.args) if handler else {}), []
+
+
+def _is_load_balancer(state: Mapping[str, Any]) -> bool:
+    spec = state.get("spec")
+    return isinstance(spec, Mapping) and spec.get("type") == "LoadBalancer"
 
 
 MOCK_OUTPUTS: dict[str, dict[str, str]] = {

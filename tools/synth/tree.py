@@ -109,4 +109,5 @@ def _flags(resource: Mapping[str, Any]) -> list[tuple[str, bool]]:
     return [
         ("protect", bool(resource.get("protect"))),
         ("delete-before-replace", bool(resource.get("deleteBeforeReplace"))),
+        ("frozen", resource.get("ignoreChanges") == ["*"]),
     ]
