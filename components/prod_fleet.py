@@ -111,7 +111,10 @@ class ProdFleet(pulumi.ComponentResource):
             ),
             data={ROUTING_KEY: document},
             opts=pulumi.ResourceOptions.merge(
-                on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
+                on_cluster,
+                pulumi.ResourceOptions(
+                    depends_on=[r for p in self.prods.values() for r in p.serving]
+                ),
             ),
         )
         if config.edge is not None:
@@ -123,7 +126,10 @@ class ProdFleet(pulumi.ComponentResource):
                     config=render(json.loads(document), edge_settings(config.edge, cluster.name)),
                 ),
                 opts=pulumi.ResourceOptions.merge(
-                    on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
+                    on_cluster,
+                    pulumi.ResourceOptions(
+                        depends_on=[r for p in self.prods.values() for r in p.serving]
+                    ),
                 ),
             )
         return routing
