@@ -278,11 +278,10 @@ def metrics_port_name(app: App) -> str:
 
 
 def _metrics_ports(app: App) -> list[ContainerPortArgs]:
-    if metrics_port_name(app) == PORT_NAME:
+    port = app.metrics.port
+    if port is None or metrics_port_name(app) == PORT_NAME:
         return []
-    return [
-        ContainerPortArgs(name=METRICS_PORT_NAME, container_port=app.metrics.port, protocol="TCP")
-    ]
+    return [ContainerPortArgs(name=METRICS_PORT_NAME, container_port=port, protocol="TCP")]
 
 
 def int_or_percent(value: str) -> int | str:

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.provider_host",
     "tests.fixtures.sync_world",
     "tests.fixtures.alertmanager",
+    "tests.fixtures.prometheus",
 ]

@@ -2,7 +2,8 @@
 only while no alert fires on a Prod that already runs the new version.
 
     uv run python -m tools.release.waves --stack prod
-    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL]
+    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL] \
+        [--prometheus URL]
 
 It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
 `--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
@@ -11,11 +12,12 @@ other byte of it; `pulumi up` (or the Deployments run on push) then rolls the ne
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
 `releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
-since the last successful update (`pulumi stack history`).
+since the update that last changed a Prod's version or the wave (`pulumi stack history`), and
+that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind").
 
-Exit status: 0 done, 1 refused (alerts fire, the release is unverified, finished, not applied
-or still soaking, or Alertmanager cannot be read), 2 the stack file is wrong or the command is
-incomplete.
+Exit status: 0 done, 1 refused (alerts fire, the gate is blind, the release is unverified,
+finished, not applied or still soaking, or Alertmanager or Prometheus cannot be read), 2 the
+stack file is wrong or the command is incomplete.
 """
 
 from __future__ import annotations
@@ -100,12 +102,17 @@ def render(stack: str, config: StackConfig) -> str:
 # --- advancing ------------------------------------------------------------------------------
 
 
-def advance(path: Path, alertmanager: str | None, applied: AppliedSource | None = None) -> str:
+def advance(
+    path: Path,
+    alertmanager: str | None,
+    applied: AppliedSource | None = None,
+    prometheus: Sequence[str] = (),
+) -> str:
     """Check, then move `release.wave` one up in the stack file; returns what happened."""
     text = path.read_text()
     config = load_config(text, path.name)
     plan = release_plan(config)
-    checked = gate.check(plan, config, alertmanager, applied)
+    checked = gate.check(plan, config, alertmanager, applied, prometheus)
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
     load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
@@ -229,19 +236,29 @@ def main(
         help=f"Alertmanager base URL (default ${ALERTMANAGER_ENV}); alerts must carry the "
         f"label {ALERT_LABEL}=<Prod>",
     )
+    parser.add_argument(
+        "--prometheus",
+        action="append",
+        help=f"Prometheus base URL (default ${gate.PROMETHEUS_ENV}); repeat it for one per "
+        "cluster. The gate refuses while an updated Prod's alert rules have no samples",
+    )
     args = parser.parse_args(argv)
     url = args.alertmanager
-    parts = urllib.parse.urlsplit(url or "")
-    if url and (parts.scheme not in ("http", "https") or not parts.netloc):
-        print(f"error: --alertmanager {url}: give a URL, e.g. http://{url}", file=sys.stderr)
-        return 2
+    prometheus = args.prometheus or (
+        [environ[gate.PROMETHEUS_ENV]] if environ.get(gate.PROMETHEUS_ENV) else []
+    )
+    for flag, given in [("alertmanager", url), *(("prometheus", p) for p in prometheus)]:
+        parts = urllib.parse.urlsplit(given or "")
+        if given and (parts.scheme not in ("http", "https") or not parts.netloc):
+            print(f"error: --{flag} {given}: give a URL, e.g. http://{given}", file=sys.stderr)
+            return 2
     try:
         stack = stackfile.read(args.stack, args.root)
         if args.rollback:
             print(rollback_now(stack.path, args.dry_run))
         elif args.advance:
             source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-            print(advance(stack.path, url, source))
+            print(advance(stack.path, url, source, prometheus))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
     except (Refused, RollbackRefused) as refused:
