@@ -217,3 +217,11 @@ def test_prometheus_url_from_the_environment(alertmanager, watched, tmp_path):
     environ = {"ALERTMANAGER_URL": alertmanager.url, "PROMETHEUS_URL": watched.url}
     assert tool.main(args, environ=environ, applied=lambda: applied_and_soaked(tmp_path)) == 0
     assert wave_in(path) == 3
+
+
+def test_a_prometheus_given_without_a_scheme_is_a_usage_error(tmp_path, capsys):
+    stack_at_wave_2(tmp_path)
+    args = ["--stack", "prod", "--root", str(tmp_path), "--advance"]
+    assert tool.main([*args, "--prometheus", "prometheus:9090"], environ={}) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --prometheus prometheus:9090: give a URL, e.g. http://prometheus:9090\n"
