@@ -1,9 +1,10 @@
 """One Prod: a complete, identical production copy of the app on one cluster, built at will.
 
-Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler;
-only the image tag (its wave's version) and its labels differ. Rolling updates never take a
-serving Pod away before its replacement is ready (maxUnavailable 0), Pods are spread over zones
-and nodes so one failure takes few of them, and load, not a fixed count, sets the replica count.
+Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler,
+with its alert rules and PodMonitor; only the image tag (its wave's version) and its labels
+differ. Rolling updates never take a serving Pod away before its replacement is ready
+(maxUnavailable 0), Pods are spread over zones and nodes so one failure takes few of them, and
+load, not a fixed count, sets the replica count.
 Where proxies on other clusters route to the Prod, its Service is an internal L4 load balancer
 (`model.service_exposure`), and they reach it at the address the cloud gives it.
 """
@@ -44,7 +45,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from components.clusters.fleet import ClusterHandle
 from model.config import App
-from model.prod_alerts import prod_alert_rules
+from model.prod_alerts import pod_monitor, prod_alert_rules
 from model.service_exposure import load_balancer_annotations
 
 APP_NAME = "app"
@@ -54,6 +55,8 @@ WAVE_LABEL = "hybrid-infra/wave"
 CLUSTER_LABEL = "hybrid-infra/cluster"
 VERSION_LABEL = "app.kubernetes.io/version"
 PORT_NAME = "http"
+METRICS_PORT_NAME = "metrics"
+MONITORING_API = "monitoring.coreos.com/v1"
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,14 @@ class ProdArgs:
 
 
 class Prod(pulumi.ComponentResource):
-    """Namespace → Deployment → Service → PodDisruptionBudget → HorizontalPodAutoscaler."""
+    """Namespace → Deployment → Service → PodDisruptionBudget → HorizontalPodAutoscaler, then
+    its monitoring: alert rules and the PodMonitor that feeds them."""
 
     endpoint: str
     namespace_name: str
     cluster_name: str
+    serving: list[pulumi.Resource]
+    """What users reach: routing waits for these, never for the Prod's monitoring."""
 
     def __init__(
         self, name: str, args: ProdArgs, opts: pulumi.ResourceOptions | None = None
@@ -97,14 +103,8 @@ class Prod(pulumi.ComponentResource):
         self.service = self._service(name, args, meta, selector, child)
         self.disruption_budget = self._disruption_budget(name, meta, selector, child)
         self.autoscaler = self._autoscaler(name, app, meta, child)
-        self.alerts = k8s.apiextensions.CustomResource(
-            f"{name}-alerts",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata=meta,
-            spec=prod_alert_rules(name, self.namespace_name, APP_NAME, app.alerts),
-            opts=child,
-        )
+        self.serving = [self.deployment, self.service]
+        self.alerts, self.metrics = self._monitoring(name, app, meta, selector, child)
         self.register_outputs(
             {
                 "endpoint": self.endpoint,
@@ -233,6 +233,37 @@ class Prod(pulumi.ComponentResource):
             ),
         )
 
+    def _monitoring(
+        self,
+        name: str,
+        app: App,
+        meta: ObjectMetaArgs,
+        selector: dict[str, str],
+        opts: pulumi.ResourceOptions,
+    ) -> tuple[k8s.apiextensions.CustomResource, k8s.apiextensions.CustomResource]:
+        """The alert rules the wave gate reads, and the scrape that gives them data.
+
+        Routing and the edge proxies wait for `serving` only: a PrometheusRule that a cluster
+        refuses, or that is slow to be accepted, never holds back where users go.
+        """
+        rules = k8s.apiextensions.CustomResource(
+            f"{name}-alerts",
+            api_version=MONITORING_API,
+            kind="PrometheusRule",
+            metadata=meta,
+            spec=prod_alert_rules(name, self.namespace_name, APP_NAME, app.alerts),
+            opts=opts,
+        )
+        monitor = k8s.apiextensions.CustomResource(
+            f"{name}-metrics",
+            api_version=MONITORING_API,
+            kind="PodMonitor",
+            metadata=meta,
+            spec=pod_monitor(selector, PROD_LABEL, metrics_port_name(app), app.metrics),
+            opts=opts,
+        )
+        return rules, monitor
+
 
 def namespace_name(prod: str) -> str:
     """`A-1` → `prod-a-1`; config rejects Prod names that differ only in case."""
@@ -280,6 +311,19 @@ def prod_labels(prod: str, cluster: str, wave: int, version: str) -> dict[str, s
     }
 
 
+def metrics_port_name(app: App) -> str:
+    """The container port the PodMonitor scrapes: the app's own unless metrics has its own."""
+    port = app.metrics.port
+    return PORT_NAME if port is None or port == app.port else METRICS_PORT_NAME
+
+
+def _metrics_ports(app: App) -> list[ContainerPortArgs]:
+    port = app.metrics.port
+    if port is None or metrics_port_name(app) == PORT_NAME:
+        return []
+    return [ContainerPortArgs(name=METRICS_PORT_NAME, container_port=port, protocol="TCP")]
+
+
 def int_or_percent(value: str) -> int | str:
     """`"25%"` stays a percentage; `"2"` must reach Kubernetes as the integer 2."""
     return value if value.endswith("%") else int(value)
@@ -290,7 +334,10 @@ def _container(app: App, version: str) -> ContainerArgs:
     return ContainerArgs(
         name=APP_NAME,
         image=f"{app.image}:{version}",
-        ports=[ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP")],
+        ports=[
+            ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP"),
+            *_metrics_ports(app),
+        ],
         # Readiness gates traffic and the rollout; liveness restarts a wedged process. Liveness
         # is slower to act, so a slow start or a busy moment is not mistaken for a dead Pod.
         readiness_probe=ProbeArgs(

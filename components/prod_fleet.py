@@ -154,7 +154,10 @@ class ProdFleet(pulumi.ComponentResource):
             ),
             data={ROUTING_KEY: document},
             opts=pulumi.ResourceOptions.merge(
-                on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
+                on_cluster,
+                pulumi.ResourceOptions(
+                    depends_on=[r for p in self.prods.values() for r in p.serving]
+                ),
             ),
         )
         if config.edge is not None:
@@ -170,7 +173,10 @@ class ProdFleet(pulumi.ComponentResource):
                     cluster_kind=cluster.load_balancer_cloud,
                 ),
                 opts=pulumi.ResourceOptions.merge(
-                    on_cluster, pulumi.ResourceOptions(depends_on=list(self.prods.values()))
+                    on_cluster,
+                    pulumi.ResourceOptions(
+                        depends_on=[r for p in self.prods.values() for r in p.serving]
+                    ),
                 ),
             )
         return routing

@@ -338,6 +338,33 @@ class LocalCluster:
             }
             self.request("POST", "/api/v1/nodes", json.dumps(body).encode())
 
+    def install_crds(self, documents: Sequence[Path]) -> None:
+        """Install CustomResourceDefinitions and wait until the API serves each of them."""
+        import json
+
+        names = []
+        for document in documents:
+            crd = yaml.safe_load(document.read_text())
+            self.request(
+                "POST",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                json.dumps(crd).encode(),
+            )
+            names.append(crd["metadata"]["name"])
+        for name in names:
+            wait_until(
+                lambda n=name: any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in self.request(
+                        "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"
+                    )
+                    .get("status", {})
+                    .get("conditions", [])
+                ),
+                self.apiserver,
+                f"serving {name}",
+            )
+
     def nodes_ready(self) -> bool:
         nodes = self.request("GET", "/api/v1/nodes")["items"]
         return bool(nodes) and all(
@@ -379,9 +406,17 @@ class LocalFleet:
         self.stop()
 
     def start(
-        self, names: Sequence[str], nodes: Mapping[str, Sequence[NodeSpec]] | None = None
+        self,
+        names: Sequence[str],
+        nodes: Mapping[str, Sequence[NodeSpec]] | None = None,
+        monitoring: Sequence[str] | None = None,
     ) -> dict[str, LocalCluster]:
-        """Start every cluster at once; return when each serves and its nodes are Ready."""
+        """Start every cluster at once; return when each serves and its nodes are Ready.
+
+        The clusters in `monitoring` (all of them unless given) get the Prometheus operator's
+        CRDs, PrometheusRule and PodMonitor, as a cluster that runs the operator has them; no
+        operator runs.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_etcd()
@@ -395,6 +430,8 @@ class LocalFleet:
                 cluster.scheduler.start()
                 cluster.kwok.start()
                 cluster.add_nodes((nodes or {}).get(cluster.name) or default_nodes(cluster.name))
+                if monitoring is None or cluster.name in monitoring:
+                    cluster.install_crds(sorted((self.bin / "crds").glob("*.yaml")))
             for cluster in started:
                 wait_until(cluster.nodes_ready, cluster.kwok, "Ready with its nodes")
                 wait_until(

@@ -33,6 +33,11 @@ from pydantic.alias_generators import to_camel
 from model.stackfile import PROJECT
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")]
+Monitoring = Literal["prometheus-operator", "none"]
+"""What watches a cluster's workloads: `prometheus-operator` means its CRDs
+(`monitoring.coreos.com/v1` PrometheusRule and PodMonitor) are installed and a Prometheus
+selects them. The program does not install them: the monitoring stack is the cluster's own.
+A cluster that hosts Prods must say `prometheus-operator` (model.rules)."""
 ProdName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 KubeVersion = Annotated[str, Field(pattern=r"^1\.\d{2}$")]
@@ -263,6 +268,7 @@ class OnPremClusterSpec(Model):
     twin: Literal["eks"] | None = None
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
+    monitoring: Monitoring = "none"
 
 
 class NodeGroup(Model):
@@ -287,6 +293,7 @@ class EksClusterSpec(Model):
     )
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
+    monitoring: Monitoring = "none"
 
 
 class GkeNodePool(Model):
@@ -326,6 +333,7 @@ class GkeClusterSpec(Model):
     blue_green: GkeBlueGreen | None = None
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
+    monitoring: Monitoring = "none"
 
 
 class EncryptedValue(Model):
@@ -348,6 +356,7 @@ class ExistingClusterSpec(Model):
     cloud: Literal["eks", "gke", "onprem"] | None = None
     """Where it runs, for the annotations that keep its load balancers internal; none are set
     when it is not given (a cluster whose load balancers are private by its own design)."""
+    monitoring: Monitoring = "none"
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
 
@@ -441,6 +450,14 @@ class Resources(Model):
     memory_limit: str = "512Mi"
 
 
+class AppMetrics(Model):
+    """Where every Prod's Pods serve Prometheus metrics; each Prod's PodMonitor scrapes them."""
+
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/._~-]*$")] = "/metrics"
+    port: Port | None = None
+    """The container port of the metrics; by default the app's own `port`."""
+
+
 class AppAlerts(Model):
     """The alerts every Prod ships with (a PrometheusRule), which the wave gate reads."""
 
@@ -467,6 +484,7 @@ class App(Model):
     cpu_target_percent: Annotated[int, Field(ge=10, le=100)] = 70
     max_surge: Annotated[str, Field(pattern=r"^\d+%?$")] = "25%"
     resources: Resources = Resources()
+    metrics: AppMetrics = AppMetrics()
     alerts: AppAlerts = AppAlerts()
 
     @model_validator(mode="after")

@@ -54,7 +54,8 @@ def twin_name(cluster: str) -> str:
 
 
 def twin_spec(onprem: OnPremClusterSpec) -> EksClusterSpec:
-    """The EKS twin: same Kubernetes minor, sized to carry the on-prem cluster's load alone."""
+    """The EKS twin: same Kubernetes minor, sized to carry the on-prem cluster's load alone,
+    drained and monitored as its cluster says."""
     return EksClusterSpec(
         kind="eks",
         kubernetes_version=onprem.kubernetes_version,
@@ -69,4 +70,5 @@ def twin_spec(onprem: OnPremClusterSpec) -> EksClusterSpec:
         ),
         capacity=onprem.capacity,
         drained=onprem.drained,
+        monitoring=onprem.monitoring,
     )

@@ -107,6 +107,7 @@ def problems(config: StackConfig, today: date) -> list[str]:
     if config.prods and (config.app is None or config.release is None):
         problems.append(f"{PROJECT}:prods: Prods need both the app and release keys")
     problems.extend(_check_prods(config, clusters))
+    problems.extend(_check_monitoring(config, clusters))
     for tag in REQUIRED_TAGS:
         if tag not in config.tags:
             problems.append(f"{PROJECT}:tags.{tag}: required tag is missing")
@@ -407,6 +408,33 @@ def _placement(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> lis
             f"{PROJECT}:clusters.{cluster}.drained: cannot re-place segment(s) {listed}: "
             "no Prod on a cluster that is not drained has that much spare capacity "
             f"({best}); raise a Prod's capacity, add a Prod, or undrain {cluster}"
+        )
+    return problems
+
+
+def _check_monitoring(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> list[str]:
+    """A cluster that hosts Prods says it runs the Prometheus operator.
+
+    Every Prod ships a PrometheusRule and a PodMonitor, and the wave gate reads their alerts
+    and samples. Without the operator's CRDs the kubernetes provider refuses to create them
+    ("the apiVersion for this resource does not exist"), half-way through an `up`; saying so
+    here stops the run before anything is registered.
+    """
+    hosted: dict[str, list[str]] = {}
+    for name, prod in sorted(config.prods.items()):
+        cluster = clusters.get(prod.cluster)
+        if cluster is not None and cluster.spec.monitoring != "prometheus-operator":
+            hosted.setdefault(prod.cluster, []).append(name)
+    problems = []
+    for name, prods in hosted.items():
+        cluster = clusters[name]
+        where = name if cluster.twin_of is None else f"{name} (the twin of {cluster.twin_of})"
+        problems.append(
+            f"{PROJECT}:clusters.{cluster.configured_as}.monitoring: {where} hosts Prod(s) "
+            f"{', '.join(prods)}, and each ships alert rules and a PodMonitor "
+            "(monitoring.coreos.com/v1) that the wave gate reads; install the Prometheus "
+            f"operator on {name} and set monitoring: prometheus-operator "
+            f"(got {cluster.spec.monitoring})"
         )
     return problems
 

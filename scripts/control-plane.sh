@@ -20,6 +20,9 @@
 #                         a small main of ours; its sdk/v4 replace points at v4.32.0 and the
 #                         Pulumi sdk/v3 at the v3.215.0 its pkg/v3 needs. The schema it embeds
 #                         is written from the module's own schema.json, as its generate step does.
+#   prometheus-operator/  nothing compiled: the module ships the operator's CRDs (PrometheusRule,
+#                         PodMonitor), which devenv/kube.py installs on the clusters that say
+#                         they run the operator.
 # etcd comes from Debian (`etcd-server`, scripts/system-packages.sh).
 #
 # The result lives outside the repository, in ${HYBRID_INFRA_CACHE:-~/.cache/hybrid-infra},
@@ -111,6 +114,16 @@ EOF
     -o "$staging/pulumi-resource-kubernetes" .)
   rm -rf "$work"
 }
+
+install_crds() {
+  local module
+  module="$(cd "$here/prometheus-operator" && go mod download -json \
+    github.com/prometheus-operator/prometheus-operator | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$staging/crds"
+  install -m 0644 "$module"/example/prometheus-operator-crd/monitoring.coreos.com_{prometheusrules,podmonitors}.yaml \
+    "$staging/crds/"
+}
+install_crds
 
 pids=()
 for part in kubernetes kwok provider; do

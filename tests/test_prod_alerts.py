@@ -1,21 +1,42 @@
-"""The alert rules every Prod ships with: checked and evaluated by the real `promtool` (Debian
-package `prometheus`) against synthetic series, and present on every Prod of the program (mocks).
+"""The monitoring every Prod ships with: alert rules checked and evaluated by the real `promtool`
+(Debian package `prometheus`) against synthetic series; the PodMonitor that feeds them, the
+config rule that a hosting cluster runs the Prometheus operator, and routing that never waits
+on any of it (program shape under mocks: the clusters' API servers are not asked).
 The alerts carry the label the wave gate filters on, so a wave waits exactly for its Prods."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
-from model.config import AppAlerts
+from components.prod import PROD_LABEL
+from model.config import AppAlerts, ConfigError
 from model.prod_alerts import prod_alert_rules
 from model.release import ALERT_LABEL
+from model.stack import parse
+from tests.fixtures.program import raw_of, synth_with
 from tests.fixtures.promtool import needs_promtool, promtool, rule_test, run_rule_tests
-from tests.synthesis import PROMETHEUS_RULE
+from tests.synthesis import (
+    CONFIGMAP,
+    DEPLOYMENT,
+    EDGE_PROXY,
+    POD_MONITOR,
+    PROD,
+    PROMETHEUS_RULE,
+    SERVICE,
+    children_by_type,
+    descendants,
+    one,
+)
+from tools.synth import ProgramFailed
 
+PRODS = ("A-1", "A-2", "B-1", "B-2", "C-1", "C-2")
 LABELS = {ALERT_LABEL: "C-1", "severity": "page"}
-REQUESTS = 'http_requests_total{{namespace="{namespace}",code="{code}"}}'
+# As the PodMonitor delivers them: the Pod label `hybrid-infra/prod` on every series.
+REQUESTS = 'http_requests_total{{hybrid_infra_prod="{prod}",namespace="prod-{ns}",code="{code}"}}'
 REPLICAS = 'kube_deployment_status_replicas_available{namespace="prod-c-1",deployment="app"}'
 
 
@@ -23,6 +44,10 @@ def rule_file(tmp_path: Path) -> Path:
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(prod_alert_rules("C-1", "prod-c-1", "app", AppAlerts())))
     return path
+
+
+def requests(prod: str, code: int) -> str:
+    return REQUESTS.format(prod=prod, ns=prod.lower(), code=code)
 
 
 @needs_promtool
@@ -46,19 +71,16 @@ def test_the_rules_fire_on_errors_and_on_no_replica_with_the_prods_label(tmp_pat
         "exp_annotations": {"summary": "C-1: no replica available"},
     }
     failing = rule_test(
-        {
-            REQUESTS.format(namespace="prod-c-1", code=200): "0+95x30",
-            REQUESTS.format(namespace="prod-c-1", code=500): "0+5x30",
-            REPLICAS: "0x30",
-        },
+        {requests("C-1", 200): "0+95x30", requests("C-1", 500): "0+5x30", REPLICAS: "0x30"},
         {"ProdErrorRate": [error_rate], "ProdUnavailable": [unavailable]},
         at="15m",
     )
     healthy = rule_test(
         {
-            REQUESTS.format(namespace="prod-c-1", code=200): "0+99x30",
-            REQUESTS.format(namespace="prod-c-1", code=500): "0+1x30",
-            REQUESTS.format(namespace="prod-a-1", code=500): "0+50x30",
+            requests("C-1", 200): "0+99x30",
+            requests("C-1", 500): "0+1x30",
+            requests("C-10", 500): "0+50x30",
+            requests("A-1", 500): "0+50x30",
             REPLICAS: "3x30",
         },
         {"ProdErrorRate": [], "ProdUnavailable": []},
@@ -68,13 +90,117 @@ def test_the_rules_fire_on_errors_and_on_no_replica_with_the_prods_label(tmp_pat
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
 
 
+@needs_promtool
+def test_the_error_rate_reads_the_series_the_pod_monitor_labels(tmp_path):
+    """Series without the Prod label (scraped by something other than the Prod's PodMonitor)
+    are not the Prod's: the same 5% errors fire nothing."""
+    unlabelled = 'http_requests_total{{namespace="prod-c-1",code="{code}"}}'
+    case = rule_test(
+        {unlabelled.format(code=200): "0+95x30", unlabelled.format(code=500): "0+5x30"},
+        {"ProdErrorRate": []},
+        at="15m",
+    )
+    done = run_rule_tests(rule_file(tmp_path), [case])
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+# --- the program (mocks) ----------------------------------------------------------------------
+
+
 def test_every_prod_ships_its_rules(synth):
-    """Mocks, program shape."""
     result = synth("prod")
     rules = {r.name: r.inputs for r in result.of_type(PROMETHEUS_RULE)}
-    assert set(rules) == {f"{p}-alerts" for p in ("A-1", "A-2", "B-1", "B-2", "C-1", "C-2")}
+    assert set(rules) == {f"{p}-alerts" for p in PRODS}
     for name, inputs in rules.items():
         prod = name.removesuffix("-alerts")
         labels = [r["labels"][ALERT_LABEL] for g in inputs["spec"]["groups"] for r in g["rules"]]
         assert labels == [prod, prod]
         assert inputs["metadata"]["namespace"] == f"prod-{prod.lower()}"
+
+
+def test_every_prod_is_scraped_by_a_pod_monitor_of_its_own_pods(synth):
+    """The monitor selects exactly the Deployment's Pods, on a port the container names, and
+    copies the Pod label that becomes `hybrid_infra_prod` (the label the rules select by)."""
+    result = synth("prod")
+    for prod in PRODS:
+        built = children_by_type(result, PROD, prod)
+        monitor, deployment = built[POD_MONITOR].inputs, built[DEPLOYMENT].inputs
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["namespace"] == f"prod-{prod.lower()}"
+        spec = monitor["spec"]
+        assert spec["selector"] == deployment["spec"]["selector"]
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+        assert spec["podTargetLabels"] == [PROD_LABEL] and pod_labels[PROD_LABEL] == prod
+        (endpoint,) = spec["podMetricsEndpoints"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert endpoint == {"port": "http", "path": "/metrics"}
+        assert "http" in {p["name"] for p in container["ports"]}
+
+
+def test_metrics_on_their_own_port_get_a_named_container_port_the_monitor_scrapes():
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["app"]["metrics"] = {"path": "/internal/metrics", "port": 9102}
+
+    result = synth_with(mutate)
+    built = children_by_type(result, PROD, "C-1")
+    (endpoint,) = built[POD_MONITOR].inputs["spec"]["podMetricsEndpoints"]
+    assert endpoint == {"port": "metrics", "path": "/internal/metrics"}
+    (container,) = built[DEPLOYMENT].inputs["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "metrics": 9102}
+
+
+def test_routing_and_edge_proxies_wait_for_the_prods_serving_parts_never_their_monitoring(synth):
+    """A PrometheusRule or PodMonitor that a cluster refuses must not hold back where users go:
+    the routing ConfigMaps and proxies depend on each Prod's Deployment and Service only."""
+    result = synth("prod")
+    prods = [one(result.of_type(PROD), p) for p in PRODS]
+    below = [r for prod in prods for r in descendants(result, prod).resources]
+    serving = {r.urn for r in below if r.type in (DEPLOYMENT, SERVICE)}
+    monitoring = {r.urn for r in below if r.type in (PROMETHEUS_RULE, POD_MONITOR)}
+    assert len(serving) == 12 and len(monitoring) == 12
+    waiting = [r for r in result.of_type(CONFIGMAP) if r.name.endswith("-routing")]
+    waiting += result.of_type(EDGE_PROXY)
+    assert len(waiting) == 6  # a routing table and a proxy on each of A, B, C
+    for resource in waiting:
+        assert serving <= set(resource.dependencies), resource.name
+        assert not monitoring & set(resource.dependencies), resource.name
+
+
+def test_a_cluster_that_hosts_prods_without_the_prometheus_operator_is_refused_by_key():
+    def mutate(raw: dict[str, Any]) -> None:
+        del raw["clusters"]["C"]["monitoring"]  # the default: none
+
+    with pytest.raises(ProgramFailed) as failed:
+        synth_with(mutate)
+    assert failed.value.registered == ()
+    assert isinstance(failed.value.cause, ConfigError)
+    assert failed.value.cause.problems == [
+        "hybrid-infra:clusters.C.monitoring: C hosts Prod(s) C-1, C-2, and each ships alert "
+        "rules and a PodMonitor (monitoring.coreos.com/v1) that the wave gate reads; install "
+        "the Prometheus operator on C and set monitoring: prometheus-operator (got none)"
+    ]
+
+
+def test_a_twin_is_monitored_as_its_cluster_says():
+    """Staging's E-1 runs on A-eks, the twin of A: A's key decides for both."""
+
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["clusters"]["A"]["monitoring"] = "none"
+
+    with pytest.raises(ProgramFailed) as failed:
+        synth_with(mutate, stack="staging")
+    assert isinstance(failed.value.cause, ConfigError)
+    problems = failed.value.cause.problems
+    assert [p.split(":", 2)[1] for p in problems] == ["clusters.A.monitoring"] * 2
+    assert any(
+        p.split(": ", 1)[1].startswith("A-eks (the twin of A) hosts Prod(s) E-1") for p in problems
+    )
+
+
+def test_a_cluster_without_prods_needs_no_monitoring():
+    """Staging's G hosts no Prod and says nothing about monitoring: the default, none, is fine."""
+    raw = raw_of("staging")
+    assert "monitoring" not in raw["clusters"]["G"]
+    assert parse(raw).clusters["G"].monitoring == "none"

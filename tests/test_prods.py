@@ -32,6 +32,7 @@ from tests.synthesis import (
     KUBERNETES_PROVIDER,
     NAMESPACE,
     PDB,
+    POD_MONITOR,
     PROD,
     PROMETHEUS_RULE,
     SERVICE,
@@ -67,7 +68,7 @@ def test_six_prods_each_with_namespace_deployment_service_pdb_and_hpa(prod):
     assert sorted(r.name for r in prod.of_type(PROD)) == sorted(PROD_CLUSTERS)
     for name, cluster in PROD_CLUSTERS.items():
         below = prod.children(one(prod.of_type(PROD), name))
-        expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, PROMETHEUS_RULE]
+        expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, PROMETHEUS_RULE, POD_MONITOR]
         assert sorted(r.type for r in below) == sorted(expected)
         for resource in below:
             assert resource.provider is not None

@@ -2,10 +2,13 @@
 
 - the release is verified before a wave reaches users, and there is a next wave;
 - the released waves are what the stack runs (its `releasePlan` output, `pulumi stack
-  output`) and have soaked for `release.soakMinutes` since the last successful update
-  (`pulumi stack history`);
+  output`) and have soaked for `release.soakMinutes` since the update that last changed a
+  Prod's version or the wave (`pulumi stack history`, `model.soak`);
 - no alert fires on a Prod that runs the new version (Alertmanager v2 API, alerts labelled
-  `hybrid_infra_prod` with the Prod's name; a silenced alert does not count).
+  `hybrid_infra_prod` with the Prod's name; a silenced alert does not count);
+- and that silence means something: Prometheus has each such Prod's alert rules loaded and
+  holds samples of its requests (the series its PodMonitor labels). A Prod without them is
+  "gate blind": its alerts cannot fire.
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.config import StackConfig
-from model.release import ReleasePlan, alert_matcher, firing_on
+from model.config import AppAlerts, StackConfig
+from model.prod_alerts import requests_selector, samples_query
+from model.release import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on
+from model.soak import SoakStart, soak_start
 
 ALERTMANAGER_ENV = "ALERTMANAGER_URL"
+PROMETHEUS_ENV = "PROMETHEUS_URL"
+HISTORY_PAGE = 100
+HISTORY_PAGES = 20
+"""At most 2,000 updates back: two weeks of a 10-minute drift schedule, past the longest soak."""
 
 
 class Refused(Exception):
@@ -40,6 +49,7 @@ def check(
     config: StackConfig,
     alertmanager: str | None,
     applied: AppliedSource | None,
+    prometheus: Sequence[str] = (),
 ) -> str:
     """Raise `Refused` unless the next wave may go; returns what was checked, for the user."""
     reason = refusal_before_alerts(plan)
@@ -56,11 +66,20 @@ def check(
     updated = plan.updated()
     if not updated:
         return "no Prod ran the new version yet, so no alert to check"
-    if not alertmanager:
-        raise UsageError(
-            f"Prods {', '.join(updated)} run {plan.version}: give --alertmanager URL "
-            f"(or set {ALERTMANAGER_ENV}) so their alerts can be checked"
+    missing = [
+        f"--{flag} URL (or set {env})"
+        for flag, env, given in (
+            ("alertmanager", ALERTMANAGER_ENV, alertmanager),
+            ("prometheus", PROMETHEUS_ENV, prometheus),
         )
+        if not given
+    ]
+    if missing:
+        raise UsageError(
+            f"Prods {', '.join(updated)} run {plan.version}: give {' and '.join(missing)} "
+            "so their alerts, and the data behind them, can be checked"
+        )
+    assert alertmanager and config.app is not None  # Prods run only with an app (model.rules)
     firing = firing_on(fetch_alerts(alertmanager, updated), updated)
     if firing:
         listed = ", ".join(f"{name} on {prod}" for name, prod in firing)
@@ -68,7 +87,12 @@ def check(
             f"{len(firing)} alert(s) fire on Prods that run {plan.version}: {listed}. "
             "Fix them, or roll back by setting release.wave lower, before advancing"
         )
-    return f"no alert fires on {', '.join(updated)}"
+    alerts = config.app.alerts
+    with_rules, with_samples = fetch_watched(prometheus, updated, alerts)
+    reason = refusal_while_blind(updated, with_rules, with_samples, alerts)
+    if reason:
+        raise Refused(reason)
+    return f"no alert fires on {', '.join(updated)}, and Prometheus has their rules and samples"
 
 
 def refusal_before_alerts(plan: ReleasePlan) -> str | None:
@@ -115,6 +139,73 @@ def fetch_alerts(url: str, prods: Sequence[str], timeout: float = 10.0) -> list[
     return alerts
 
 
+def fetch_watched(
+    urls: Sequence[str], prods: Sequence[str], alerts: AppAlerts, timeout: float = 10.0
+) -> tuple[set[str], set[str]]:
+    """Of `prods`: those whose alert rules some Prometheus of `urls` evaluates, and those
+    whose requests it holds a sample of now (Prometheus HTTP API, `/api/v1/rules` and an
+    instant `/api/v1/query`). Give each cluster's Prometheus, or one that sees them all."""
+    with_rules: set[str] = set()
+    with_samples: set[str] = set()
+    for url in urls:
+        groups = _prometheus(url, "/api/v1/rules", {"type": "alert"}, timeout)["groups"]
+        with_rules |= {
+            str(rule["labels"][ALERT_LABEL])
+            for group in groups
+            for rule in group.get("rules", ())
+            if ALERT_LABEL in (rule.get("labels") or {}) and rule.get("health") != "err"
+        }
+        found = _prometheus(url, "/api/v1/query", {"query": samples_query(prods, alerts)}, timeout)
+        with_samples |= {str(series["metric"].get(ALERT_LABEL)) for series in found["result"]}
+    return with_rules & set(prods), with_samples & set(prods)
+
+
+def refusal_while_blind(
+    prods: Sequence[str], with_rules: set[str], with_samples: set[str], alerts: AppAlerts
+) -> str | None:
+    """A Prod whose rules are not loaded, or have no samples to read, cannot raise an alert:
+    Alertmanager's silence about it is no evidence, so the gate does not pass on it."""
+    lines = []
+    for prod in prods:
+        if prod not in with_rules:
+            lines.append(
+                f"gate blind: no alert rules for prod {prod} (Prometheus evaluates no rule "
+                f"labelled {ALERT_LABEL}={prod!r})"
+            )
+        if prod not in with_samples:
+            lines.append(
+                f"gate blind: no samples for prod {prod} "
+                f"({requests_selector(prod, alerts)} has no series now)"
+            )
+    if not lines:
+        return None
+    return "\n".join(
+        [
+            *lines,
+            "Their alerts cannot fire, so no alert is no evidence; not advancing. Check that "
+            "the cluster's Prometheus selects each Prod's PrometheusRule and PodMonitor "
+            "(ruleSelector, podMonitorSelector) and that the app serves "
+            f"{alerts.requests_metric} at app.metrics.path",
+        ]
+    )
+
+
+def _prometheus(url: str, path: str, params: Mapping[str, str], timeout: float) -> Any:
+    """The `data` of a Prometheus API answer; any failure refuses, as an unknown is not a no."""
+    endpoint = f"{url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(endpoint, timeout=timeout) as response:
+            answer = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise Refused(
+            f"cannot read Prometheus at {url} ({error}); not advancing, because unknown data "
+            "behind the alerts is not the same as data"
+        ) from error
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        raise Refused(f"Prometheus at {url} did not answer {path} with success; not advancing")
+    return answer["data"]
+
+
 @dataclass(frozen=True)
 class Applied:
     """What the stack's backend says its last successful `pulumi up` left running."""
@@ -122,6 +213,7 @@ class Applied:
     wave: int
     version: str
     finished: datetime.datetime
+    """When the update that put this release in place ended: the soak runs from here."""
 
 
 AppliedSource = Callable[[], Applied]
@@ -130,7 +222,8 @@ AppliedSource = Callable[[], Applied]
 def applied_from_pulumi(
     stack: str, cwd: Path, env: Mapping[str, str] | None = None, pulumi: str = "pulumi"
 ) -> Applied:
-    """The stack's `releasePlan` output and when its last successful update ended (the CLI)."""
+    """The stack's `releasePlan` output, and when the update that last changed its release
+    ended (the CLI; `model.soak` reads the history)."""
 
     def run(*args: str) -> Any:
         try:
@@ -155,16 +248,28 @@ def applied_from_pulumi(
         return json.loads(done.stdout)
 
     plan = run("stack", "output", "releasePlan", "--json")
-    history = run("stack", "history", "--json", "--page-size", "20")
-    updates = [h for h in history if h.get("kind") == "update" and h.get("result") == "succeeded"]
-    if not updates:
+    soak = _soak_from_history(lambda page: run(*_history_page(page)))
+    if soak.problem:
+        raise Refused(soak.problem)
+    if soak.since is None:
         raise UsageError(f"stack {stack} has no successful update yet: nothing is applied")
-    finished = max(_timestamp(h["endTime"]) for h in updates)
-    return Applied(int(plan["wave"]), str(plan["version"]), finished)
+    return Applied(int(plan["wave"]), str(plan["version"]), soak.since)
 
 
-def _timestamp(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _history_page(page: int) -> tuple[str, ...]:
+    return ("stack", "history", "--json", "--page-size", str(HISTORY_PAGE), "--page", str(page))
+
+
+def _soak_from_history(page_of: Callable[[int], Any]) -> SoakStart:
+    """Reads the history a page at a time, only as far back as the change it looks for."""
+    history: list[Any] = []
+    for page in range(1, HISTORY_PAGES + 1):
+        entries = page_of(page)
+        history.extend(entries)
+        soak = soak_start(history)
+        if soak.complete or len(entries) < HISTORY_PAGE:
+            break
+    return soak
 
 
 def refusal_until_soaked(

@@ -2,7 +2,8 @@
 only while no alert fires on a Prod that already runs the new version.
 
     uv run python -m tools.release.waves --stack prod
-    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL] [--dry-run]
+    uv run python -m tools.release.waves --stack prod --advance [--alertmanager URL] \
+        [--prometheus URL] [--dry-run]
     uv run python -m tools.release.waves --stack prod --rollback [--dry-run]
 
 It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
@@ -13,11 +14,13 @@ other byte of it; `pulumi up` (or the Deployments run on push) then rolls the ne
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
 `releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
-since the last successful update (`pulumi stack history`).
+since the update that last changed a Prod's version or the wave (`pulumi stack history`), and
+that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind").
 
-Exit status: 0 done, 1 refused (alerts fire, the release is unverified, finished, not applied
-or still soaking, or Alertmanager cannot be read; no rollback fits), 2 the stack file is wrong
-or the command is incomplete or asks for something its mode does not do.
+Exit status: 0 done, 1 refused (alerts fire, the gate is blind, the release is unverified,
+finished, not applied or still soaking, or Alertmanager or Prometheus cannot be read; no
+rollback fits), 2 the stack file is wrong or the command is incomplete or asks for something
+its mode does not do.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def advance(
     path: Path,
     alertmanager: str | None,
     applied: AppliedSource | None = None,
+    prometheus: Sequence[str] = (),
     *,
     dry_run: bool = False,
 ) -> str:
@@ -114,7 +118,7 @@ def advance(
     text = path.read_text()
     config = load_config(text, path.name)
     plan = release_plan(config)
-    checked = gate.check(plan, config, alertmanager, applied)
+    checked = gate.check(plan, config, alertmanager, applied, prometheus)
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
     load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
@@ -245,23 +249,34 @@ def main(
         help=f"with --advance: Alertmanager base URL (default ${ALERTMANAGER_ENV}); alerts must "
         f"carry the label {ALERT_LABEL}=<Prod>",
     )
+    parser.add_argument(
+        "--prometheus",
+        action="append",
+        help=f"Prometheus base URL (default ${gate.PROMETHEUS_ENV}); repeat it for one per "
+        "cluster. The gate refuses while an updated Prod's alert rules have no samples",
+    )
     args = parser.parse_args(argv)
     misused = misused_flags(args)
     if misused:
         print(f"error: {misused}", file=sys.stderr)
         return 2
     url = args.alertmanager or environ.get(ALERTMANAGER_ENV)
-    parts = urllib.parse.urlsplit(url or "")
-    if args.advance and url and (parts.scheme not in ("http", "https") or not parts.netloc):
-        print(f"error: --alertmanager {url}: give a URL, e.g. http://{url}", file=sys.stderr)
-        return 2
+    prometheus = args.prometheus or (
+        [environ[gate.PROMETHEUS_ENV]] if environ.get(gate.PROMETHEUS_ENV) else []
+    )
+    checked = [("alertmanager", url), *(("prometheus", p) for p in prometheus)]
+    for flag, given in checked if args.advance else []:
+        parts = urllib.parse.urlsplit(given or "")
+        if given and (parts.scheme not in ("http", "https") or not parts.netloc):
+            print(f"error: --{flag} {given}: give a URL, e.g. http://{given}", file=sys.stderr)
+            return 2
     try:
         stack = stackfile.read(args.stack, args.root)
         if args.rollback:
             print(rollback_now(stack.path, args.dry_run))
         elif args.advance:
             source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-            print(advance(stack.path, url, source, dry_run=args.dry_run))
+            print(advance(stack.path, url, source, prometheus, dry_run=args.dry_run))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
     except (Refused, RollbackRefused) as refused:
@@ -284,6 +299,8 @@ def misused_flags(args: argparse.Namespace) -> str | None:
         )
     if args.alertmanager is not None and not args.advance:
         return "--alertmanager only means something with --advance, which checks alerts"
+    if args.prometheus and not args.advance:
+        return "--prometheus only means something with --advance, which checks the alert rules"
     return None
 
 
