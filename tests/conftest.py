@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.sync_world",
     "tests.fixtures.alertmanager",
     "tests.fixtures.kube",
+    "tests.fixtures.drain_world",
 ]
