@@ -74,10 +74,20 @@ def control_plane_bin() -> Path:
     return Path(found.stdout.strip())
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now that this process has not handed out before: the kernel often gives a
+    just-closed port again at once (etcd's client and peer ports were then one port), and a
+    server started on the first may not have bound it yet when the next is asked for."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # --- credentials --------------------------------------------------------------------------
