@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.alertmanager",
     "tests.fixtures.kube",
     "tests.fixtures.prometheus",
+    "tests.fixtures.drain_world",
 ]

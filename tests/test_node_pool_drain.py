@@ -1,22 +1,24 @@
-"""The node-pool drain: planner properties (hypothesis), the Kubernetes shell against a fake API
-server on 127.0.0.1, and one create -> delete lifecycle through the real dynamic-provider host.
+"""The node-pool drain: planner properties (hypothesis), the Kubernetes shell against a real
+kube-apiserver (devenv.kube, marker `kube`), and create -> delete through the real provider host.
 
-Waiting is driven by a fake clock whose `sleep` advances time, so timeouts are reached in a few
-requests and no test depends on (or asserts) wall-clock time.
+What is real on the local cluster: the API server's cordon, its eviction subresource and its
+429/404/500 answers, the disruption controller keeping each PodDisruptionBudget's status, the
+ReplicaSet controller replacing evicted Pods, the scheduler placing them on the new pool's nodes
+(the old ones are cordoned), and the DaemonSet controller. kwok plays the kubelet, so no
+container runs. Tests whose point is a timeout or a retry count use a clock that advances only
+when the drain sleeps; the others wait on the wall clock, with the provider's shortest waits.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers.node_pool_drain.kube import Eviction, KubeUnavailable, NodePoolApi
+from providers.node_pool_drain.kube import Eviction, EvictionResult, KubeUnavailable, NodePoolApi
 from providers.node_pool_drain.planner import (
     MAX_NAMED_PODS,
     Node,
@@ -39,7 +41,7 @@ from providers.node_pool_drain.provider import (
     drain_pool,
     wait_until_ready,
 )
-from tests.fakes.kube_api import FakeKubeApi
+from tests.fixtures.drain_world import DrainWorld
 from tests.provider_host import ProviderHost, ProviderHostError
 
 OLD, NEW = "g-1-30-5-gke-1014-r42", "g-1-30-6-gke-1100-r43"
@@ -165,11 +167,23 @@ def test_error_text_names_at_most_twenty_pods_and_counts_the_rest():
     assert "web-20" not in text
 
 
-# --- the shell against the fake API -------------------------------------------------------------
+@given(pods, st.sets(st.sampled_from(["shop/web-1", "shop/api-2", "batch/job-3"])))
+def test_only_pods_still_to_evict_count_as_held_back_by_a_budget(listed, refused_keys):
+    plan = plan_drain(listed)
+    refused = dict.fromkeys(refused_keys, "budget says no")
+    report = progress("pool", {p.key for p in plan.blocking}, plan, refused)
+    held = {p.key for p in plan.evict} & refused_keys
+    assert report.held == len(held)
+    assert ("held back by a PodDisruptionBudget" in report.summary()) == bool(held)
+    if held:
+        assert report.example == f"{min(held)}: budget says no"
+
+
+# --- the shell against a real API server (devenv.kube) --------------------------------------------
 
 
 class FakeClock:
-    """Time that passes only when the code under test sleeps."""
+    """Time that passes only when the code under test sleeps: a timeout in a few requests."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -181,189 +195,231 @@ class FakeClock:
         self.now += max(seconds, 0.001)
 
 
-@pytest.fixture
-def kube_api() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi() as fake:
-        yield fake
+class RecordedApi(NodePoolApi):
+    """The real client, noting each eviction's outcome and each Pod listing."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        super().__init__(kubeconfig)
+        self.evictions: list[tuple[str, Eviction]] = []
+        self.pod_listings = 0
+
+    def list_pods(self, nodes: Iterable[str]) -> tuple[Pod, ...]:
+        self.pod_listings += 1
+        return super().list_pods(nodes)
+
+    def evict(self, pod: Pod) -> EvictionResult:
+        result = super().evict(pod)
+        self.evictions.append((pod.key, result.outcome))
+        return result
 
 
 @pytest.fixture
-def api(kube_api: FakeKubeApi) -> Iterator[NodePoolApi]:
-    with NodePoolApi(kube_api.kubeconfig()) as client:
+def api(drain_world: DrainWorld) -> Iterator[RecordedApi]:
+    with RecordedApi(drain_world.cluster.kubeconfig) as client:
         yield client
 
 
-def seed_pools(fake: FakeKubeApi) -> None:
-    """Old pool: two nodes with three web Pods, a DaemonSet Pod and a static Pod. New: one node."""
-    fake.add_node("old-1", OLD)
-    fake.add_node("old-2", OLD)
-    fake.add_node("new-1", NEW)
-    web = {"labels": {"app": "web"}, "owner_kind": "ReplicaSet", "owner_name": "web-7d9f"}
-    fake.add_pod("shop", "web-7d9f-a", "old-1", **web)
-    fake.add_pod("shop", "web-7d9f-b", "old-1", **web)
-    fake.add_pod("shop", "web-7d9f-c", "old-2", **web)
-    fake.add_pod("shop", "web-7d9f-d", "new-1", **web)
-    fake.add_pod(
-        "kube-system", "fluent-bit-x1", "old-1", owner_kind="DaemonSet", owner_name="fluent-bit"
-    )
-    fake.add_pod("kube-system", "kube-proxy-old-2", "old-2", mirror=True)
-
-
-def drain(api: NodePoolApi, clock: FakeClock, logs: list[str], timeout: float = 120.0):
+def drain_on_the_wall_clock(api: NodePoolApi, pool: str, logs: list[str]):
     return drain_pool(
-        api,
-        OLD,
-        timeout=timeout,
-        poll=5.0,
-        backoff_base=1.0,
-        backoff_cap=30.0,
-        clock=clock,
-        sleep=clock.sleep,
-        log=logs.append,
+        api, pool, timeout=60, poll=0.05, backoff_base=0.05, backoff_cap=0.5, log=logs.append
     )
 
 
-def test_pdb_refusal_backs_off_and_retries_until_the_budget_frees(kube_api, api):
-    seed_pools(kube_api)
-    kube_api.add_pdb(
-        "shop",
-        "web",
-        {"app": "web"},
-        disruptions_allowed=1,
-        desired_healthy=3,
-        heal_after_refusals=2,
-    )
+@pytest.mark.kube
+def test_a_budget_holding_evictions_back_is_progress_and_the_pods_move_to_the_new_pool(
+    drain_world: DrainWorld, api: RecordedApi
+):
+    """Three web replicas under a budget of two: the first eviction takes the one disruption the
+    budget allows, and the API answers 429 to the others until a replacement on the new pool
+    turns Ready. The drain reports that as progress and retries until all three have moved."""
+    world = drain_world
+    old_nodes = world.add_pool("old", 2)
+    world.deploy("web", 3)
+    world.budget("web", "web", min_available=2)
+    new_nodes = world.add_pool("new", 2)
+    old = world.pool("old")
     logs: list[str] = []
-    report = drain(api, FakeClock(), logs)
+
+    report = drain_on_the_wall_clock(api, old, logs)
 
     assert (report.evicted, report.total) == (3, 3)
-    assert kube_api.evictions(429), "the budget never refused: the scenario proves nothing"
-    accepted = kube_api.evictions(201)
-    assert sorted(accepted) == ["shop/web-7d9f-a", "shop/web-7d9f-b", "shop/web-7d9f-c"]
-    assert sorted(kube_api.pods) == [
-        "kube-system/fluent-bit-x1",
-        "kube-system/kube-proxy-old-2",
-        "shop/web-7d9f-d",
-    ]
-    assert {n.name: n.unschedulable for n in kube_api.nodes.values()} == {
-        "old-1": True,
-        "old-2": True,
-        "new-1": False,
-    }
-    assert f"pool {OLD}: 3/3 pods evicted" in logs
-    assert any(line.startswith(f"pool {OLD}: 1/3 pods evicted") for line in logs)
+    outcomes = [outcome for _, outcome in api.evictions]
+    assert outcomes.count(Eviction.ACCEPTED) == 3
+    assert Eviction.BLOCKED in outcomes, "the budget never refused: the scenario proves nothing"
+    held = [line for line in logs if "held back" in line]
+    assert held, logs
+    assert re.fullmatch(
+        rf"pool {old}: [012]/3 pods evicted; [12] held back by a PodDisruptionBudget, retrying "
+        rf"\({world.namespace}/web-[a-z0-9-]+: Cannot evict pod as it would violate the pod's "
+        r"disruption budget\. The disruption budget web needs 2 healthy pods "
+        r"and has \d currently\)",
+        held[0],
+    ), held[0]
+    assert logs[-1] == f"pool {old}: 3/3 pods evicted"
+    assert all(world.cordoned(n) for n in old_nodes)
+    assert not any(world.cordoned(n) for n in new_nodes)
+    world.wait_for(lambda: world.ready_replicas("web") == 3, "web Ready again")
+    assert set(world.pods("web").values()) <= set(new_nodes)
 
 
-def test_daemonset_and_mirror_pods_stay_and_do_not_block_the_drain(kube_api, api):
-    seed_pools(kube_api)
+@pytest.mark.kube
+def test_daemonset_and_mirror_pods_stay_and_do_not_block_the_drain(
+    drain_world: DrainWorld, api: RecordedApi
+):
+    world = drain_world
+    old_nodes = world.add_pool("old", 2)
+    world.daemonset("log-agent", on=2)
+    world.mirror_pod("kube-proxy", old_nodes[0])
+    world.deploy("web", 1)
+    before = world.pods()
+    new_nodes = world.add_pool("new", 1)
     logs: list[str] = []
-    drain(api, FakeClock(), logs)
-    evicted = kube_api.evictions()
-    assert "kube-system/fluent-bit-x1" not in evicted
-    assert "kube-system/kube-proxy-old-2" not in evicted
-    assert {"kube-system/fluent-bit-x1", "kube-system/kube-proxy-old-2"} <= set(kube_api.pods)
-    assert f"pool {OLD}: 2 node(s) cordoned; pods left in place: 1 DaemonSet, 1 mirror" in logs
+
+    drain_on_the_wall_clock(api, world.pool("old"), logs)
+
+    web = {name for name in before if name.startswith("web-")}
+    assert {key for key, _ in api.evictions} == {f"{world.namespace}/{name}" for name in web}
+    kept = {name: node for name, node in before.items() if name not in web}
+    assert len(kept) == 3
+    assert kept.items() <= world.pods().items(), "a DaemonSet or mirror Pod was moved"
+    assert (
+        f"pool {world.pool('old')}: 2 node(s) cordoned; pods left in place: 2 DaemonSet, 1 mirror"
+        in logs
+    )
+    world.wait_for(lambda: world.ready_replicas("web") == 1, "web Ready again")
+    assert set(world.pods("web").values()) <= set(new_nodes)
 
 
-def test_drain_timeout_names_the_pods_still_blocking_and_leaves_the_nodes_cordoned(kube_api, api):
-    seed_pools(kube_api)
-    kube_api.add_pdb("shop", "web", {"app": "web"}, disruptions_allowed=0, desired_healthy=4)
-    with pytest.raises(DrainTimedOut) as timed_out:
-        drain(api, FakeClock(), [], timeout=60.0)
-    message = str(timed_out.value)
-    assert f"pool {OLD}: drain timed out after 60s with 3 pod(s) still blocking" in message
-    for name in ("web-7d9f-a", "web-7d9f-b", "web-7d9f-c"):
-        assert f"shop/{name} (Cannot evict pod as it would violate" in message
-    assert "The disruption budget web needs 4 healthy pods and has 4 currently" in message
-    assert "web-7d9f-d" not in message and "fluent-bit" not in message
-    assert "The pool was NOT deleted" in message
-    assert kube_api.nodes["old-1"].unschedulable and kube_api.nodes["old-2"].unschedulable
-
-
-def test_refused_pods_are_retried_on_a_growing_backoff_not_every_poll(kube_api, api):
-    kube_api.add_node("old-1", OLD)
-    kube_api.add_pod("shop", "web-1", "old-1", labels={"app": "web"}, owner_kind="ReplicaSet")
-    kube_api.add_pdb("shop", "web", {"app": "web"}, disruptions_allowed=0)
+@pytest.mark.kube
+def test_drain_timeout_names_the_pods_still_blocking_and_leaves_the_nodes_cordoned(
+    drain_world: DrainWorld, api: RecordedApi
+):
+    world = drain_world
+    (old_node,) = world.add_pool("old", 1)
+    world.deploy("web", 2)
+    world.budget("web", "web", min_available=2)
+    world.add_pool("new", 1)
     clock = FakeClock()
-    with pytest.raises(DrainTimedOut):
+    with pytest.raises(DrainTimedOut) as timed_out:
         drain_pool(
             api,
-            OLD,
-            timeout=100.0,
-            poll=1.0,
-            backoff_base=1.0,
-            backoff_cap=30.0,
+            world.pool("old"),
+            timeout=60,
+            poll=5,
+            backoff_base=1,
+            backoff_cap=30,
             clock=clock,
             sleep=clock.sleep,
             log=lambda _: None,
         )
-    pod_lists = [r for r in kube_api.requests if r.path == "/api/v1/pods"]
-    attempts = kube_api.evictions(429)
-    # Backoff 1, 2, 4, 8, 16, 30, 30 ... fits about 8 attempts into 100 polls of 1 s.
-    assert 5 <= len(attempts) <= 10 < len(pod_lists)
-
-
-def test_create_waits_until_enough_nodes_are_ready(kube_api, api):
-    kube_api.add_node("new-1", NEW, ready=False, ready_after_lists=3)
-    kube_api.add_node("new-2", NEW, ready=False, ready_after_lists=5)
-    kube_api.add_node("old-1", OLD)
-    clock, logs = FakeClock(), []
-    state = wait_until_ready(
-        api, NEW, 2, timeout=900, poll=5, clock=clock, sleep=clock.sleep, log=logs.append
+    message = str(timed_out.value)
+    assert message.startswith(
+        f"pool {world.pool('old')}: drain timed out after 60s with 2 pod(s) still blocking: "
     )
+    for name in world.pods("web"):
+        assert (
+            f"{world.namespace}/{name} (Cannot evict pod as it would violate the pod's disruption "
+            "budget. The disruption budget web needs 2 healthy pods and has 2 currently)"
+        ) in message
+    assert "The pool was NOT deleted and its nodes stay cordoned" in message
+    assert world.cordoned(old_node)
+    assert set(world.pods("web").values()) == {old_node}
+
+
+@pytest.mark.kube
+def test_refused_pods_are_retried_on_a_growing_backoff_not_every_poll(
+    drain_world: DrainWorld, api: RecordedApi
+):
+    world = drain_world
+    world.add_pool("old", 1)
+    world.deploy("web", 1)
+    world.budget("web", "web", min_available=1)
+    clock = FakeClock()
+    with pytest.raises(DrainTimedOut):
+        drain_pool(
+            api,
+            world.pool("old"),
+            timeout=100,
+            poll=1,
+            backoff_base=1,
+            backoff_cap=30,
+            clock=clock,
+            sleep=clock.sleep,
+            log=lambda _: None,
+        )
+    assert {outcome for _, outcome in api.evictions} == {Eviction.BLOCKED}
+    # Backoff 1, 2, 4, 8, 16, 30, 30 ... fits about 8 attempts into 100 polls of 1 s.
+    assert 5 <= len(api.evictions) <= 10 < api.pod_listings
+
+
+@pytest.mark.kube
+def test_create_waits_until_enough_nodes_are_ready(drain_world: DrainWorld, api: RecordedApi):
+    """The new pool's nodes register and turn Ready while the drain's create waits for them."""
+    world, logs = drain_world, []
+
+    def log(line: str) -> None:
+        logs.append(line)
+        if len(logs) == 1:
+            world.add_pool("new", 2, wait=False)
+
+    state = wait_until_ready(api, world.pool("new"), 2, timeout=30, poll=0.05, log=log)
+
     assert (state.ready, state.registered) == (2, 2)
-    assert logs[0] == f"pool {NEW}: 0/2 nodes Ready (2 registered)"
-    assert logs[-1] == f"pool {NEW}: 2/2 nodes Ready (2 registered)"
+    assert logs[0] == f"pool {world.pool('new')}: 0/2 nodes Ready (0 registered)"
+    assert logs[-1] == f"pool {world.pool('new')}: 2/2 nodes Ready (2 registered)"
 
 
-def test_create_times_out_saying_how_many_nodes_were_ready(kube_api, api):
-    kube_api.add_node("new-1", NEW)
-    kube_api.add_node("new-2", NEW, ready=False)
-    kube_api.add_node("new-3", NEW, ready=False)
+@pytest.mark.kube
+def test_create_times_out_saying_how_many_nodes_were_ready(
+    drain_world: DrainWorld, api: RecordedApi
+):
+    world = drain_world
+    world.add_pool("new", 1)
+    world.add_pool("new", 2, kubelet=False)
     clock = FakeClock()
     with pytest.raises(NodesNotReady) as not_ready:
         wait_until_ready(
-            api, NEW, 3, timeout=60, poll=5, clock=clock, sleep=clock.sleep, log=lambda _: None
+            api,
+            world.pool("new"),
+            3,
+            timeout=60,
+            poll=5,
+            clock=clock,
+            sleep=clock.sleep,
+            log=lambda _: None,
         )
     assert str(not_ready.value).startswith(
-        f"pool {NEW}: only 1/3 nodes Ready after 60s (3 registered). The old pool keeps serving."
+        f"pool {world.pool('new')}: only 1/3 nodes Ready after 60s (3 registered). "
+        "The old pool keeps serving."
     )
 
 
-def test_cordon_sends_a_patch_type_the_api_server_accepts(kube_api, api):
-    kube_api.add_node("old-1", OLD)
-    api.cordon("old-1")
-    patch = [r for r in kube_api.requests if r.method == "PATCH"]
-    assert [(r.path, r.content_type, r.status) for r in patch] == [
-        ("/api/v1/nodes/old-1", "application/strategic-merge-patch+json", 200)
-    ]
-    # What the API server (and so the fake) answers to the client's default JSON-patch type:
-    request = urllib.request.Request(
-        f"{kube_api.url}/api/v1/nodes/old-1",
-        data=json.dumps({"spec": {"unschedulable": True}}).encode(),
-        method="PATCH",
-        headers={
-            "Content-Type": "application/json-patch+json",
-            "Authorization": f"Bearer {kube_api.token}",
-        },
-    )
-    with pytest.raises(urllib.error.HTTPError) as rejected:
-        urllib.request.urlopen(request)
-    assert rejected.value.code == 400
+@pytest.mark.kube
+def test_cordon_is_a_patch_the_api_server_accepts(drain_world: DrainWorld, api: RecordedApi):
+    """A cordon the real server applies: the node is unschedulable afterwards, so the scheduler
+    puts the evicted Pods' replacements elsewhere."""
+    (node,) = drain_world.add_pool("old", 1)
+    api.cordon(node)
+    assert drain_world.cordoned(node)
 
 
-def test_eviction_outcomes_follow_the_api_status_codes(kube_api, api):
-    kube_api.add_node("old-1", OLD)
-    kube_api.add_pod("shop", "web-1", "old-1", labels={"app": "web", "tier": "front"})
-    assert api.evict(Pod("shop", "ghost", "old-1")).outcome is Eviction.GONE
-    kube_api.add_pdb("shop", "web", {"app": "web"}, disruptions_allowed=1)
-    kube_api.add_pdb("shop", "front", {"tier": "front"}, disruptions_allowed=1)
+@pytest.mark.kube
+def test_eviction_outcomes_follow_the_api_status_codes(drain_world: DrainWorld, api: RecordedApi):
+    world = drain_world
+    world.add_pool("old", 1)
+    world.deploy("web", 1)
+    (name,) = world.pods("web")
+    assert api.evict(Pod(world.namespace, "ghost", "")).outcome is Eviction.GONE
+    world.budget("web", "web", min_available=1)
+    world.budget("web-too", "web", min_available=0)
     with pytest.raises(KubeUnavailable, match=r"HTTP 500: .*more than one PodDisruptionBudget"):
-        api.evict(Pod("shop", "web-1", "old-1"))
+        api.evict(Pod(world.namespace, name, ""))
 
 
-def test_wrong_credentials_fail_clearly_without_echoing_the_kubeconfig(kube_api):
-    stale = NodePoolApi(kube_api.kubeconfig(token="stale-token-123"))
+@pytest.mark.kube
+def test_wrong_credentials_fail_clearly_without_echoing_the_kubeconfig(drain_world: DrainWorld):
+    cluster = drain_world.cluster
+    stale = NodePoolApi(cluster.kubeconfig.replace(cluster.token, "stale-token-123"))
     with stale, pytest.raises(KubeUnavailable) as failed:
         stale.list_nodes(OLD)
     assert f"listing the nodes of pool {OLD} failed with HTTP 401: Unauthorized" in str(
@@ -422,44 +478,42 @@ def test_check_names_each_bad_input():
     ]
 
 
-def test_lifecycle_through_the_real_provider_host(kube_api, provider_host: ProviderHost):
-    """What `pulumi up` does: create fails while a node is NotReady, succeeds once it is Ready
-    (the next `up`), and delete drains the pool, all after a dill round trip into the host."""
-    seed_pools(kube_api)
-    kube_api.nodes["old-2"].ready = False
-    kube_api.add_pdb(
-        "shop",
-        "web",
-        {"app": "web"},
-        disruptions_allowed=1,
-        desired_healthy=3,
-        heal_after_refusals=1,
-    )
+@pytest.mark.kube
+def test_lifecycle_through_the_real_provider_host(
+    drain_world: DrainWorld, provider_host: ProviderHost
+):
+    """What `pulumi up` does: create fails while a node is not Ready, succeeds once it is (the
+    next `up`), and delete drains the pool through a budget, all after a dill round trip into
+    the host."""
+    world = drain_world
+    old = world.pool("old")
+    (ready,) = world.add_pool("old", 1)
+    (late,) = world.add_pool("old", 1, kubelet=False)
     provider = NodePoolDrainProvider()
-    checked = provider_host.check(provider, {}, props(kube_api.kubeconfig()))
+    checked = provider_host.check(provider, {}, props(world.cluster.kubeconfig, pool_name=old))
     assert checked.failures == []
 
     with pytest.raises(ProviderHostError) as failed:
         provider_host.create(provider, {**checked.inputs, "ready_timeout_seconds": 0.3})
     assert failed.value.message.startswith(
-        f"providers.node_pool_drain.provider.NodesNotReady: pool {OLD}: only 1/2 nodes Ready"
+        f"providers.node_pool_drain.provider.NodesNotReady: pool {old}: only 1/2 nodes Ready"
     )
 
-    kube_api.nodes["old-2"].ready = True
+    world.start_kubelet(late)
     id_, outputs = provider_host.create(provider, checked.inputs)
-    assert id_ == f"drain-{OLD}"
+    assert id_ == f"drain-{old}"
     assert outputs["ready_nodes"] == 2
-    assert kube_api.evictions() == [], "create must not touch the pool's Pods"
 
+    world.deploy("web", 3)
+    world.budget("web", "web", min_available=2)
+    new_nodes = world.add_pool("new", 2)
     provider_host.delete(provider, id_, outputs)
-    assert sorted(kube_api.evictions(201)) == [
-        "shop/web-7d9f-a",
-        "shop/web-7d9f-b",
-        "shop/web-7d9f-c",
-    ]
-    assert kube_api.evictions(429)
-    assert kube_api.nodes["old-1"].unschedulable and not kube_api.nodes["new-1"].unschedulable
+
+    assert world.cordoned(ready) and world.cordoned(late)
+    world.wait_for(lambda: world.ready_replicas("web") == 3, "web Ready again")
+    assert set(world.pods("web").values()) <= set(new_nodes)
     stderr = provider_host.stderr_text()
-    assert f"info: pool {OLD}: 2/2 nodes Ready (2 registered)" in stderr
-    assert f"info: pool {OLD}: 3/3 pods evicted" in stderr
-    assert kube_api.token not in stderr + provider_host.stdout_text()
+    assert f"info: pool {old}: 2/2 nodes Ready (2 registered)" in stderr
+    assert "held back by a PodDisruptionBudget, retrying" in stderr
+    assert f"info: pool {old}: 3/3 pods evicted" in stderr
+    assert world.cluster.token not in stderr + provider_host.stdout_text()

@@ -96,14 +96,20 @@ class Readiness:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Pods evicted so far out of every evictable Pod the drain has seen."""
+    """Pods evicted so far out of every evictable Pod the drain has seen, and how many of the
+    rest a PodDisruptionBudget holds back (`held`, with one of them and the API's words)."""
 
     pool: str
     evicted: int
     total: int
+    held: int = 0
+    example: str = ""
 
     def summary(self) -> str:
-        return f"pool {self.pool}: {self.evicted}/{self.total} pods evicted"
+        line = f"pool {self.pool}: {self.evicted}/{self.total} pods evicted"
+        if self.held:
+            line += f"; {self.held} held back by a PodDisruptionBudget, retrying ({self.example})"
+        return line
 
 
 def skip_reason(pod: Pod) -> Skip | None:
@@ -145,14 +151,20 @@ def readiness(pool: str, nodes: Iterable[Node], wanted: int) -> Readiness:
     return Readiness(pool, sum(1 for n in listed if n.ready), len(listed), wanted)
 
 
-def progress(pool: str, seen: Iterable[str], plan: DrainPlan) -> Progress:
-    """`seen` is every evictable Pod key observed during this drain, including the current plan's.
+def progress(
+    pool: str, seen: Iterable[str], plan: DrainPlan, refused: Mapping[str, str] | None = None
+) -> Progress:
+    """`seen` is every evictable Pod key observed during this drain, including the current plan's;
+    `refused` maps a Pod whose last eviction was refused (HTTP 429) to the API's reason.
 
-    A Pod counts as evicted once the API accepted its eviction (it is terminating or gone).
+    A Pod counts as evicted once the API accepted its eviction (it is terminating or gone). A
+    refusal is progress to report, not a failure: the budget frees up as replacements turn Ready.
     """
     total = set(seen) | {p.key for p in plan.blocking}
     pending = {p.key for p in plan.evict}
-    return Progress(pool, len(total - pending), len(total))
+    held = sorted(pending & set(refused or {}))
+    example = f"{held[0]}: {(refused or {})[held[0]]}" if held else ""
+    return Progress(pool, len(total - pending), len(total), len(held), example)
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:

@@ -245,8 +245,9 @@ def drain_pool(
 ) -> Progress:
     """Cordon every node of `pool`, then evict its Pods until only skippable ones are left.
 
-    A 429 from the Eviction API is a PodDisruptionBudget saying "not now": that Pod is retried
-    after a growing backoff while the others carry on. Raises DrainTimedOut at the deadline.
+    A 429 from the Eviction API is a PodDisruptionBudget saying "not now": the progress line
+    says so, and that Pod is retried after a growing backoff while the others carry on. Raises
+    DrainTimedOut at the deadline.
     """
     deadline = clock() + timeout
     nodes = api.list_nodes(pool)
@@ -265,7 +266,7 @@ def drain_pool(
             log(_cordoned_summary(pool, len(node_names), plan.skipped))
             first = False
         seen.update(p.key for p in plan.blocking)
-        report = progress(pool, seen, plan)
+        report = progress(pool, seen, plan, reasons)
         if report != last:
             log(report.summary())
             last = report

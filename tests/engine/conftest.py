@@ -4,8 +4,8 @@
 tmp dir (the stack's config file is written there, never into the repository). Every command is
 exactly what a user types; the state lives in `file://<tmp>/state`, secrets are encrypted with a
 passphrase. The project's own modules reach the program, the provider host and the policy pack
-through PYTHONPATH. The Octavia API, moto and the Kubernetes API fake are the tests' usual local
-servers; their OS_* / AWS_* environment comes from the fixtures the test requests *before*
+through PYTHONPATH. The Octavia API, moto and the local Kubernetes clusters are the tests' usual
+local servers; their OS_* / AWS_* environment comes from the fixtures the test requests *before*
 `engine`.
 """
 

@@ -100,7 +100,8 @@ def test_up_from_empty_rolls_out_every_prod_and_proxy(program, clusters):
     engine = program(clusters)
     engine.up()
     outputs = engine.outputs()
-    assert set(outputs["releasePlan"]["prods"]) == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
+    planned = {p["prod"] for wave in outputs["releasePlan"]["waves"] for p in wave["prods"]}
+    assert planned == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
     for name, cluster in clusters.items():
         rolled = deployments(cluster)
         assert rolled, f"nothing deployed on {name}"

@@ -2,7 +2,7 @@
 
 `engine-test:world` (JSON) describes the Octavia LB, its pools bound to target groups, the
 members this stack declares, the node pools to drain and a note; `engine-test:kubeconfig` is
-the secret kubeconfig of the Kubernetes API fake.
+the secret kubeconfig of a local Kubernetes cluster (devenv.kube).
 """
 
 import pulumi

@@ -1,1 +1,0 @@
-"""In-process fakes of APIs that cannot be installed here; each says how faithful it is."""
