@@ -21,6 +21,7 @@ from components.dns import WeightedFailover, WeightedFailoverArgs
 from model.aws_names import AUTONAMED_ELB_NAME, aws_name
 from model.config import (
     AwsConfig,
+    ConfigError,
     HealthMonitor,
     LoadBalancer,
     OnPremConfig,
@@ -49,6 +50,17 @@ class HybridLoadBalancerArgs:
     protect: bool
     config_path: str
     os_password: OpenStackPassword = field(default_factory=OpenStackPassword)
+    discovered: bool = False
+    """Built from an Octavia LB's tags (`model.discovery`), not from an entry of the stack file."""
+
+    @property
+    def id_key(self) -> str:
+        """The key that names the Octavia LB, for errors about its id."""
+        if self.discovered:
+            return self.config_path
+        if self.spec.adopt is not None:
+            return f"{self.config_path}.adopt.loadbalancerId"
+        return f"{self.config_path}.create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             os_cloud=args.on_prem.cloud,
             os_password=args.os_password.secret,
             aws_region=args.aws.region,
+            config_key=args.id_key,
             # The sync runs after the members it binds are created or updated; members the stack
             # removes are deleted after it, and the bindings' declared members let it deregister
             # those first (see planner.members_after_up).
@@ -207,13 +220,23 @@ class HybridLoadBalancer(pulumi.ComponentResource):
 
     def _adopted(self, loadbalancer_id: str) -> OctaviaSide:
         """Adopt mode: the LB exists in Octavia; read it and mirror what it has now."""
-        where = f"{self.args.config_path}.adopt.loadbalancerId"
+        where = self.args.id_key
         try:
             lb = octavia_catalog.describe(
                 loadbalancer_id, self.args.on_prem.cloud, self.args.os_password.plain
             )
+        except octavia.OctaviaNotFound as error:
+            if self.args.discovered:  # listed a moment ago: deleted since
+                raise pulumi.RunError(
+                    f"{where}: {error}: the tagged LB went away while the program ran; "
+                    "run again (its twin is then removed like any untagged LB's)"
+                ) from error
+            raise ConfigError([f"{where}: {error}"], f"Pulumi.{pulumi.get_stack()}.yaml") from error
         except octavia.OctaviaUnavailable as error:
-            raise pulumi.RunError(f"{where}: {error}") from error
+            raise pulumi.RunError(
+                f"{where}: Octavia did not answer, so the twin cannot mirror this LB; nothing "
+                f"was changed. Run again once Octavia answers: {error}"
+            ) from error
         pools = {p.id: p for p in lb.pools}
         listeners = []
         for li in lb.listeners:

@@ -21,7 +21,8 @@ from providers.octavia_nlb_sync import octavia
 def describe(
     loadbalancer_id: str, cloud: str | None, password: str | None = None
 ) -> shapes.LoadBalancer:
-    """The LB's listeners, pools and monitors; raises `OctaviaUnavailable` with the reason."""
+    """The LB's listeners, pools and monitors. Raises `OctaviaNotFound` for an id Octavia (or the
+    recorded catalog) does not know, `OctaviaUnavailable` when Octavia does not answer."""
     recorded = os.environ.get(CATALOG_ENV)
     if recorded:
         return _from_catalog(Path(recorded), loadbalancer_id)
@@ -49,9 +50,11 @@ def discover(
 def _from_catalog(path: Path, loadbalancer_id: str) -> shapes.LoadBalancer:
     entries = json.loads(path.read_text())
     if loadbalancer_id not in entries:
-        raise octavia.OctaviaUnavailable(
-            f"load balancer {loadbalancer_id} is not in the recorded catalog {path}; "
-            f"unset {CATALOG_ENV} to read Octavia live, or record it there."
+        raise octavia.OctaviaNotFound(
+            "load balancer",
+            loadbalancer_id,
+            f"no load balancer {loadbalancer_id} in the recorded catalog {path}; "
+            f"unset {CATALOG_ENV} to read Octavia live, or record it there",
         )
     return _load_balancer(entries[loadbalancer_id])
 

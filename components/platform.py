@@ -77,9 +77,12 @@ class Platform(pulumi.ComponentResource):
     ) -> list[HybridLoadBalancer]:
         """The configured LBs, then the discovered ones, each with its NLB twin and DNS."""
         specs = [
-            (f"hybrid-infra:loadBalancers[{i}]", lb) for i, lb in enumerate(config.load_balancers)
+            (f"hybrid-infra:loadBalancers[{i}]", lb, False)
+            for i, lb in enumerate(config.load_balancers)
         ]
-        specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec) for d in discovered]
+        specs += [
+            (f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec, True) for d in discovered
+        ]
         return [
             HybridLoadBalancer(
                 lb.name,
@@ -90,12 +93,13 @@ class Platform(pulumi.ComponentResource):
                     protect=config.protect,
                     config_path=path,
                     os_password=password,
+                    discovered=from_tags,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self.aws, "openstack": self.openstack}
                 ),
             )
-            for path, lb in specs
+            for path, lb, from_tags in specs
         ]
 
     def _exports(

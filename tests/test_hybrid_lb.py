@@ -7,6 +7,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.dns import effective_weights
+from model.config import ConfigError
 from model.nlb_mapping import (
     MappingError,
     OctaviaListener,
@@ -157,6 +158,7 @@ def test_adopted_lb_mirrors_the_described_listeners(prod):
     assert sync.inputs["loadbalancer_id"] == "6d4f8e2a-1c3b-4e5d-9f7a-8b0c1d2e3f40"
     assert sync.inputs["owns_target_groups"] is True
     assert sync.inputs["max_deregister_fraction"] == 0.3
+    assert sync.inputs["config_key"] == "hybrid-infra:loadBalancers[2].adopt.loadbalancerId"
 
 
 def test_traffic_carrying_resources_are_protected_in_prod_only(prod):
@@ -371,9 +373,28 @@ def test_adopt_mode_mirrors_a_real_octavia_lb(octavia_conn, web_and_dns_lb, prod
     }
 
 
-def test_adopting_an_unknown_lb_names_the_key(prod_cloud):
+def test_adopting_an_unknown_lb_is_a_config_error_naming_the_key(prod_cloud):
+    """The real Octavia answers 404 for prod's recorded id: a mistake in the stack file."""
     with pytest.raises(ProgramFailed) as failed:
         synthesize("prod", octavia_catalog=None)
-    message = str(failed.value.cause)
-    assert message.startswith("hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Octavia")
-    assert "not found" in message
+    assert isinstance(failed.value.cause, ConfigError)
+    assert failed.value.cause.problems == [
+        "hybrid-infra:loadBalancers[2].adopt.loadbalancerId: no Octavia load balancer "
+        "6d4f8e2a-1c3b-4e5d-9f7a-8b0c1d2e3f40 (404)"
+    ]
+    assert str(failed.value.cause).startswith(
+        "1 problem(s) in the stack configuration; nothing was changed. Fix them in Pulumi.prod.yaml"
+    )
+
+
+def test_adopting_while_octavia_is_down_is_an_outage_not_a_config_error(prod_cloud, octavia_server):
+    octavia_server.stop()
+    try:
+        with pytest.raises(ProgramFailed) as failed:
+            synthesize("prod", octavia_catalog=None)
+    finally:
+        octavia_server.start()
+    assert not isinstance(failed.value.cause, ConfigError)
+    assert str(failed.value.cause).startswith(
+        "hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Octavia did not answer"
+    )
