@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 import pytest
 from botocore.exceptions import ClientError
 from keystoneauth1 import exceptions as ksa_exceptions
+from openstack import exceptions as sdk_exceptions
 
 from providers.octavia_nlb_sync import OctaviaNlbSyncProvider, SyncRefused
 from providers.octavia_nlb_sync import elbv2 as elbv2_shell
@@ -468,3 +469,23 @@ def test_a_second_refusal_is_an_error_and_writes_nothing(
     with pytest.raises(OctaviaUnavailable, match="401"):
         provider.create(inputs)
     assert not writes(calls)
+
+
+def test_another_projects_lb_is_a_wrong_id_not_an_outage(octavia, monkeypatch):
+    """Octavia answers 403 for another project's LB to a non-admin caller (its API reference);
+    the local Octavia runs without auth, so the answer is put on its real connection."""
+    lb, _ = octavia({443: [("172.17.0.1", 8443)]})
+    conn = octavia_shell.connect(None)
+
+    def refused(*_args, **_kwargs):
+        raise sdk_exceptions.ForbiddenException(
+            "Policy does not allow this request", http_status=403
+        )
+
+    monkeypatch.setattr(conn.load_balancer, "get_load_balancer", refused)
+    with pytest.raises(octavia_shell.OctaviaNotFound) as raised:
+        octavia_shell.read_pool_ids(conn, lb.lb_id)
+    assert str(raised.value).startswith(f"Octavia refused load balancer {lb.lb_id} (403)")
+    monkeypatch.setattr(conn.load_balancer, "load_balancers", refused)
+    with pytest.raises(OctaviaUnavailable, match="Octavia API failed while listing"):
+        octavia_shell.list_tagged(conn, "hybrid-infra/twin")  # no id to blame: the endpoint

@@ -38,8 +38,9 @@ class OctaviaUnavailable(OctaviaError):
 
 
 class OctaviaNotFound(OctaviaError):
-    """Octavia answered that an object is not there: no such id (404), or a pool that is not
-    the load balancer's. Running again will not help; the id the stack names is wrong."""
+    """Octavia answered that an object is not there for this credential: no such id (404),
+    another project's (403), or a pool that is not the load balancer's. Running again will not
+    help; the id the stack names (or the credential) is wrong."""
 
     def __init__(self, kind: str, id_: str, message: str | None = None) -> None:
         super().__init__(message or f"no Octavia {kind} {id_} (404)")
@@ -194,21 +195,32 @@ def _monitor(conn: openstack.connection.Connection, monitor_id: str | None) -> M
 
 @contextmanager
 def _octavia_errors(doing: str, subject: tuple[str, str] | None = None) -> Iterator[None]:
-    """One place that decides what a failed read means: Octavia answered 404 for `subject`
-    (kind, id), a wrong id; anything else, Octavia did not answer."""
+    """One place that decides what a failed read means: Octavia answered that `subject`
+    (kind, id) is not there for us, a wrong id; anything else, Octavia did not answer."""
     try:
         yield
-    except sdk_exceptions.ResourceNotFound as error:
+    except (sdk_exceptions.NotFoundException, sdk_exceptions.ForbiddenException) as error:
         if subject is None:
-            raise OctaviaUnavailable(
-                f"Octavia answered 404 while {doing} ({_reason(error)}); the NLB was not touched."
-            ) from error
-        raise OctaviaNotFound(*subject) from error
-    except (sdk_exceptions.SDKException, ksa_exceptions.ClientException, OSError) as error:
-        raise OctaviaUnavailable(
-            f"Octavia API failed while {doing}: {_reason(error)}. The NLB was not touched; "
-            "check the OpenStack endpoint and credentials (clouds.yaml / OS_*) and run again."
+            raise _unavailable(doing, error) from error
+        kind, id_ = subject
+        if isinstance(error, sdk_exceptions.NotFoundException):
+            raise OctaviaNotFound(kind, id_) from error
+        # Octavia's API reference: another project's object is 403 to a non-admin caller.
+        raise OctaviaNotFound(
+            kind,
+            id_,
+            f"Octavia refused {kind} {id_} (403): it belongs to another project, or this "
+            "credential lacks a load-balancer role",
         ) from error
+    except (sdk_exceptions.SDKException, ksa_exceptions.ClientException, OSError) as error:
+        raise _unavailable(doing, error) from error
+
+
+def _unavailable(doing: str, error: BaseException) -> OctaviaUnavailable:
+    return OctaviaUnavailable(
+        f"Octavia API failed while {doing}: {_reason(error)}. The NLB was not touched; "
+        "check the OpenStack endpoint and credentials (clouds.yaml / OS_*) and run again."
+    )
 
 
 def _reason(error: BaseException) -> str:
