@@ -52,6 +52,8 @@ class HybridLoadBalancerArgs:
     os_password: OpenStackPassword = field(default_factory=OpenStackPassword)
     discovered: bool = False
     """Built from an Octavia LB's tags (`model.discovery`), not from an entry of the stack file."""
+    protect_dns: bool | None = None
+    """Whether the DNS records are protected; None: as `protect` (False only while moving)."""
 
     @property
     def id_key(self) -> str:
@@ -125,6 +127,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 nlb_internal=nlb_opts.scheme == "internal",
                 region=args.aws.region,
                 target_group_arn_suffixes={k: tg.arn_suffix for k, tg in target_groups.items()},
+                protect=args.protect if args.protect_dns is None else args.protect_dns,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -9,13 +9,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_openstack as openstack
 
-from components import octavia_catalog
+from components import last_up, octavia_catalog
 from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
 from model import discovery
-from model.config import StackConfig
+from model.config import LoadBalancer, StackConfig
 from providers.octavia_nlb_sync import octavia
 
 
@@ -76,13 +76,11 @@ class Platform(pulumi.ComponentResource):
         password: OpenStackPassword,
     ) -> list[HybridLoadBalancer]:
         """The configured LBs, then the discovered ones, each with its NLB twin and DNS."""
-        specs = [
-            (f"hybrid-infra:loadBalancers[{i}]", lb, False)
+        specs: list[tuple[str, LoadBalancer, discovery.Discovered | None]] = [
+            (f"hybrid-infra:loadBalancers[{i}]", lb, None)
             for i, lb in enumerate(config.load_balancers)
         ]
-        specs += [
-            (f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec, True) for d in discovered
-        ]
+        specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec, d) for d in discovered]
         return [
             HybridLoadBalancer(
                 lb.name,
@@ -93,13 +91,16 @@ class Platform(pulumi.ComponentResource):
                     protect=config.protect,
                     config_path=path,
                     os_password=password,
-                    discovered=from_tags,
+                    discovered=twin is not None,
+                    # Moving a name replaces both records: allowed (allowMoves) means unprotected
+                    # for this one `up`; the next one protects the new records again.
+                    protect_dns=config.protect and not (twin is not None and twin.moves_dns),
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self.aws, "openstack": self.openstack}
                 ),
             )
-            for path, lb, from_tags in specs
+            for path, lb, twin in specs
         ]
 
     def _exports(
@@ -122,7 +123,11 @@ class Platform(pulumi.ComponentResource):
         }
         if config.discovery is not None:
             exports["discovered"] = {
-                d.spec.name: {"loadbalancerId": d.loadbalancer_id, "tags": d.tags}
+                d.spec.name: {
+                    "loadbalancerId": d.loadbalancer_id,
+                    "tags": d.tags,
+                    **({"ignoredTags": _ignored(d)} if d.fallbacks else {}),
+                }
                 for d in discovered
             }
         return exports
@@ -131,33 +136,43 @@ class Platform(pulumi.ComponentResource):
         self, config: StackConfig, password: OpenStackPassword
     ) -> list[discovery.Discovered]:
         """Tagged Octavia LBs (self-service). A failed listing stops the program: without it,
-        every discovered twin would look removed and be deleted."""
+        every discovered twin would look removed and be deleted. Each twin the last `up` built
+        keeps what it used where its tags are now wrong (`model.discovery`)."""
         if config.discovery is None:
             return []
         tag = config.discovery.tag
         try:
             tagged = octavia_catalog.discover(tag, config.on_prem.cloud, password.plain)
-        except octavia.OctaviaUnavailable as error:
+        except octavia.OctaviaError as error:
             raise pulumi.RunError(
                 f"hybrid-infra:discovery: cannot list the LBs tagged {tag}, so no twin is "
                 f"added or removed: {error}"
             ) from error
         declared = [str(lb.adopt.loadbalancer_id) for lb in config.load_balancers if lb.adopt]
-        found, skipped = discovery.twins(tagged, config.discovery, declared)
+        found, skipped = discovery.twins(
+            tagged,
+            config.discovery,
+            declared,
+            previous=discovery.last_up(last_up.outputs().get("discovered")),
+            taken=discovery.Taken(
+                {lb.name for lb in config.load_balancers},
+                {lb.dns.fqdn for lb in config.load_balancers},
+            ),
+            protected=config.protect,
+        )
         for skip in skipped:
             pulumi.log.warn(f"hybrid-infra:discovery: {skip.message()}; skipped")
-        names = {lb.name for lb in config.load_balancers}
-        fqdns = {lb.dns.fqdn for lb in config.load_balancers}
-        clashing = [d for d in found if d.spec.name in names or d.spec.dns.fqdn in fqdns]
-        for clash in clashing:
-            pulumi.log.warn(
-                f"hybrid-infra:discovery: tagged Octavia LB {clash.spec.name} "
-                f"({clash.loadbalancer_id}): loadBalancers already has its name or DNS name "
-                f"{clash.spec.dns.fqdn}; skipped"
-            )
-        pulumi.log.info(f"hybrid-infra:discovery: {len(found) - len(clashing)} twin(s) from {tag}")
-        return [d for d in found if d not in clashing]
+        for twin in found:
+            for warning in twin.warnings():
+                pulumi.log.warn(f"hybrid-infra:discovery: {warning}")
+        pulumi.log.info(f"hybrid-infra:discovery: {len(found)} twin(s) from {tag}")
+        return found
 
     def protected(self, **kwargs: Any) -> pulumi.ResourceOptions:
         """Options for children that carry traffic: protected where the stack asks for it."""
         return pulumi.ResourceOptions(parent=self, protect=self.config.protect, **kwargs)
+
+
+def _ignored(twin: discovery.Discovered) -> dict[str, str]:
+    """Tag → why its value is not used, for teams reading `pulumi stack output discovered`."""
+    return {f.key: f.message() for f in twin.fallbacks}

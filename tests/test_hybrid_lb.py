@@ -162,8 +162,11 @@ def test_adopted_lb_mirrors_the_described_listeners(prod):
 
 
 def test_traffic_carrying_resources_are_protected_in_prod_only(prod):
-    for type_ in (NLB, OCTAVIA_LB):
+    """The NLB and the DNS records (deleting either takes the service away from some clients);
+    not the health checks and alarms behind the records, which are replaced at will."""
+    for type_ in (NLB, OCTAVIA_LB, RECORD):
         assert all(r.protect for r in prod.of_type(type_))
+    assert not any(r.protect for r in prod.of_type(HEALTH_CHECK))
     dev = synthesize("dev")
     assert not any(r.protect for r in dev.resources)
 
