@@ -7,6 +7,7 @@ fails. The sync keeps the NLB's targets equal to Octavia's members on every `pul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
@@ -18,6 +19,7 @@ import pulumi_openstack as openstack
 from components import octavia_catalog
 from components.credentials import OpenStackPassword
 from components.dns import WeightedFailover, WeightedFailoverArgs
+from components.last_up import LastOutputs
 from model.aws_names import AUTONAMED_ELB_NAME, aws_name
 from model.config import (
     AwsConfig,
@@ -35,6 +37,7 @@ from model.nlb_mapping import (
     OctaviaListener,
     map_listeners,
 )
+from model.octavia import LoadBalancer as OctaviaLoadBalancer
 from model.octavia import Monitor
 from model.rules import UDP_WITHOUT_RETURN_PATH
 from providers.octavia_nlb_sync import OctaviaNlbSync, octavia
@@ -54,6 +57,11 @@ class HybridLoadBalancerArgs:
     """Built from an Octavia LB's tags (`model.discovery`), not from an entry of the stack file."""
     protect_dns: bool | None = None
     """Whether the DNS records are protected; None: as `protect` (False only while moving)."""
+    octavia_reads: octavia_catalog.Reads | None = None
+    """The run's reads of Octavia (shared, so an outage costs one timeout, not one per LB)."""
+    last_up: LastOutputs | None = None
+    """The stack's outputs at its last `up`: an adopted LB that Octavia cannot describe now is
+    mirrored as that up read it (its `octavia` output)."""
 
     @property
     def id_key(self) -> str:
@@ -87,12 +95,16 @@ class HybridLoadBalancer(pulumi.ComponentResource):
     nlb_zone_id: pulumi.Output[str]
     target_group_arns: pulumi.Output[dict[str, str]]
     fqdn: pulumi.Output[str]
+    described: dict[str, Any] | None
+    """Adopt mode: the Octavia LB as this run read it (a recorded-catalog entry), for the
+    stack's `octavia` output; None in create mode."""
 
     def __init__(
         self, name: str, args: HybridLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:lb:HybridLoadBalancer", name, None, opts)
         self.args = args
+        self.described = None
         octavia_side = self._octavia(name)
         self._member_security_group(name, octavia_side)
         nlb, target_groups, bindings = self._nlb(name, octavia_side)
@@ -225,9 +237,10 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         """Adopt mode: the LB exists in Octavia; read it and mirror what it has now."""
         where = self.args.id_key
         try:
-            lb = octavia_catalog.describe(
-                loadbalancer_id, self.args.on_prem.cloud, self.args.os_password.plain
+            reads = self.args.octavia_reads or octavia_catalog.Reads(
+                self.args.on_prem.cloud, self.args.os_password.plain
             )
+            lb = reads.describe(loadbalancer_id)
         except octavia.OctaviaNotFound as error:
             if self.args.discovered:  # listed a moment ago: deleted since
                 raise pulumi.RunError(
@@ -236,10 +249,8 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 ) from error
             raise ConfigError([f"{where}: {error}"], f"Pulumi.{pulumi.get_stack()}.yaml") from error
         except octavia.OctaviaUnavailable as error:
-            raise pulumi.RunError(
-                f"{where}: Octavia did not answer, so the twin cannot mirror this LB; nothing "
-                f"was changed. Run again once Octavia answers: {error}"
-            ) from error
+            lb = self._as_last_up(loadbalancer_id, where, error)
+        self.described = octavia_catalog.entry_of(lb)
         pools = {p.id: p for p in lb.pools}
         listeners = []
         for li in lb.listeners:
@@ -264,6 +275,24 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         }
         pool_ids: dict[str, pulumi.Input[str]] = {li.pool_key: li.pool_key for li in listeners}
         return OctaviaSide(lb.id, lb.vip_address, tuple(listeners), pool_ids, frozenset(ports))
+
+    def _as_last_up(
+        self, loadbalancer_id: str, where: str, error: octavia.OctaviaUnavailable
+    ) -> OctaviaLoadBalancer:
+        """Octavia down: the twin stays as the last `up` built it, so the rest of the stack (a
+        DNS drain away from Octavia, say) still applies. A first run has nothing to keep."""
+        recorded = self.args.last_up.get("octavia") if self.args.last_up else None
+        entry = recorded.get(loadbalancer_id) if isinstance(recorded, Mapping) else None
+        if entry is None:
+            raise pulumi.RunError(
+                f"{where}: Octavia did not answer, and no earlier up read this LB, so its twin "
+                f"cannot mirror it; nothing was changed. Run again once Octavia answers: {error}"
+            ) from error
+        pulumi.log.warn(
+            f"{where}: Octavia did not answer ({error}); the twin mirrors the LB as the last up "
+            "read it, and follows Octavia again once it answers"
+        )
+        return octavia_catalog.from_entry(entry)
 
     def _member_security_group(self, name: str, side: OctaviaSide) -> None:
         """Members take traffic from the Octavia VIP network and the NLB's VPC, nothing else.

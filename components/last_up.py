@@ -1,8 +1,10 @@
 """What this stack exported at its last `up`: the program's memory between runs.
 
-Self-service twins come from other teams' tags, which can be wrong at any moment. A twin whose
-tag turns bad keeps what the last `up` used (`model.discovery`), so the program needs that up's
-`discovered` output while it decides which resources to declare, as a plain value.
+Two things outside the stack can fail while it runs: other teams' tags, which can be wrong at
+any moment, and the Octavia API, which can be down. A twin whose tag turns bad keeps what the
+last `up` used (`discovered`, `model.discovery`), and a twin whose LB Octavia cannot describe
+right now mirrors it as the last `up` read it (`octavia`), so the program needs those outputs
+while it decides which resources to declare, as plain values.
 
 It reads it with the engine's own `pulumi:pulumi:readStackOutputs` invoke, the one stack
 references use, on this very stack: one call, no resource added, the same answer in `preview`
@@ -15,6 +17,7 @@ tests) the invoke answers what the mocks give, so a run can be fed the outputs o
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import pulumi
@@ -44,3 +47,14 @@ def outputs() -> Mapping[str, Any]:
         "no discovered twin could keep its last values; nothing was changed. Check the "
         "backend (`pulumi stack output`) and run again."
     )
+
+
+class LastOutputs:
+    """The last `up`'s outputs, read on first use and once per run."""
+
+    @cached_property
+    def _outputs(self) -> Mapping[str, Any]:
+        return outputs()
+
+    def get(self, key: str) -> Any:
+        return self._outputs.get(key)

@@ -48,7 +48,9 @@ class Platform(pulumi.ComponentResource):
             password=password.secret,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        discovered = self._discovered(config, password)
+        self.last_up = last_up.LastOutputs()
+        self.octavia_reads = octavia_catalog.Reads(config.on_prem.cloud, password.plain)
+        discovered = self._discovered(config)
         self.load_balancers = self._load_balancers(config, discovered, password)
         self.exports = self._exports(config, discovered)
         self.fleet = ClusterFleet(
@@ -95,6 +97,8 @@ class Platform(pulumi.ComponentResource):
                     # Moving a name replaces both records: allowed (allowMoves) means unprotected
                     # for this one `up`; the next one protects the new records again.
                     protect_dns=config.protect and not (twin is not None and twin.moves_dns),
+                    last_up=self.last_up,
+                    octavia_reads=self.octavia_reads,
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers={"aws": self.aws, "openstack": self.openstack}
@@ -121,6 +125,12 @@ class Platform(pulumi.ComponentResource):
                 for lb in self.load_balancers
             },
         }
+        # What each adopted LB looked like: the twin's shape while Octavia cannot be read.
+        exports["octavia"] = {
+            lb.described["id"]: lb.described
+            for lb in self.load_balancers
+            if lb.described is not None
+        }
         if config.discovery is not None:
             exports["discovered"] = {
                 d.spec.name: {
@@ -132,28 +142,30 @@ class Platform(pulumi.ComponentResource):
             }
         return exports
 
-    def _discovered(
-        self, config: StackConfig, password: OpenStackPassword
-    ) -> list[discovery.Discovered]:
-        """Tagged Octavia LBs (self-service). A failed listing stops the program: without it,
-        every discovered twin would look removed and be deleted. Each twin the last `up` built
-        keeps what it used where its tags are now wrong (`model.discovery`)."""
+    def _discovered(self, config: StackConfig) -> list[discovery.Discovered]:
+        """Tagged Octavia LBs (self-service). Each twin the last `up` built keeps what it used
+        where its tags are now wrong (`model.discovery`), and all of them stay as they were
+        while Octavia cannot list them."""
         if config.discovery is None:
             return []
         tag = config.discovery.tag
+        previous = discovery.last_up(self.last_up.get("discovered"))
         try:
-            tagged = octavia_catalog.discover(tag, config.on_prem.cloud, password.plain)
-        except octavia.OctaviaError as error:
-            raise pulumi.RunError(
-                f"hybrid-infra:discovery: cannot list the LBs tagged {tag}, so no twin is "
-                f"added or removed: {error}"
-            ) from error
+            tagged = self.octavia_reads.discover(tag)
+        except octavia.OctaviaUnavailable as error:
+            # Without the listing every twin would look removed: keep the last up's instead.
+            pulumi.log.warn(
+                f"hybrid-infra:discovery: cannot list the LBs tagged {tag} ({error}); the "
+                f"{len(previous)} twin(s) of the last up are kept as they were, none is added "
+                "or removed until Octavia answers"
+            )
+            tagged = discovery.as_tagged(previous, tag)
         declared = [str(lb.adopt.loadbalancer_id) for lb in config.load_balancers if lb.adopt]
         found, skipped = discovery.twins(
             tagged,
             config.discovery,
             declared,
-            previous=discovery.last_up(last_up.outputs().get("discovered")),
+            previous=previous,
             taken=discovery.Taken(
                 {lb.name for lb in config.load_balancers},
                 {lb.dns.fqdn for lb in config.load_balancers},

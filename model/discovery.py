@@ -128,6 +128,17 @@ def last_up(discovered: Any) -> dict[str, LastUp]:
     return found
 
 
+def as_tagged(previous: Mapping[str, LastUp], marker: str) -> list[TaggedLoadBalancer]:
+    """The LBs the last `up` twinned, carrying the tags it used: what a listing would show if
+    nothing had changed since (for a run that cannot list them)."""
+    return [
+        TaggedLoadBalancer(
+            lb_id, last.name, (marker, *(f"{PREFIX}{k}={v}" for k, v in last.tags.items()))
+        )
+        for lb_id, last in sorted(previous.items(), key=lambda item: (item[1].name, item[0]))
+    ]
+
+
 def twins(
     tagged: Iterable[TaggedLoadBalancer],
     discovery: Discovery,

@@ -22,6 +22,7 @@ from keystoneauth1 import session as ks_session
 from model.config import Discovery
 from model.discovery import KEYS, LastUp, last_up, twins
 from model.octavia import TaggedLoadBalancer
+from providers.octavia_nlb_sync import octavia as octavia_shell
 from tests.fixtures.octavia import lb_body, listener_body, post_lb, wait_lb_active
 from tests.fixtures.program import synth_with
 from tests.synthesis import HYBRID_LB, NLB, RECORD, descendants, one
@@ -344,6 +345,38 @@ def test_tagged_lbs_get_twins_and_follow_their_tags(
     octavia_conn.load_balancer.update_load_balancer(checkout, tags=tags[1:])
     wait_lb_active(octavia_conn, checkout)
     assert "checkout" not in {r.name for r in synth_with_discovery(marker).of_type(HYBRID_LB)}
+
+
+def test_while_octavia_cannot_list_them_the_twins_stay_as_the_last_up_built_them(
+    octavia_conn, project_id, prod_cloud, octavia_server, monkeypatch
+):
+    """Octavia down: no listing, no describing. The twins of the last up are declared exactly as
+    then (a DNS drain elsewhere still applies); none is added or removed, and after the failed
+    listing no LB is asked for (each would wait out its own timeout). Under mocks: the
+    declared shape."""
+    marker = f"hybrid-infra/twin-{uuid.uuid4().hex[:8]}"
+    for name in ("ledger", "lending"):
+        create_lb(octavia_conn, project_id, name, [marker, "hybrid-infra/address=203.0.113.30"])
+    deployed = synth_with_discovery(marker)
+    assert set(deployed.outputs["discovered"]) == {"ledger", "lending"}
+    described = []
+    real = octavia_shell.read_loadbalancer
+    monkeypatch.setattr(
+        octavia_shell, "read_loadbalancer", lambda *a: described.append(a[1]) or real(*a)
+    )
+    octavia_server.stop()
+    try:
+        kept = synth_with_discovery(marker, last_up=deployed.outputs)
+    finally:
+        octavia_server.start()
+    assert described == []
+    change = diff(snapshot.snapshot(deployed), snapshot.snapshot(kept))
+    assert change.added == change.removed == change.changed == ()
+    assert any(
+        f"cannot list the LBs tagged {marker}" in line
+        and "the 2 twin(s) of the last up are kept as they were" in line
+        for line in kept.logs
+    )
 
 
 def test_the_program_reads_its_own_last_outputs_and_stops_when_it_cannot():
