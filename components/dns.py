@@ -37,6 +37,8 @@ class WeightedFailoverArgs:
     region: str
     target_group_arn_suffixes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Listener name → its target group's ARN suffix: NLB metrics are per target group."""
+    protect: bool = False
+    """Protect the two records: removing them takes the name away from every client."""
 
 
 class WeightedFailover(pulumi.ComponentResource):
@@ -57,6 +59,9 @@ class WeightedFailover(pulumi.ComponentResource):
 
         octavia_check = self._octavia_health_check(name, args, child)
         nlb_check = self._nlb_health_check(name, args, child)
+        # Only the records: the checks and alarms behind them may be replaced at will (a new
+        # one is made before the record moves to it), the records cannot be without an outage.
+        record = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
         aws.route53.Record(
             f"{name}-octavia",
@@ -68,7 +73,7 @@ class WeightedFailover(pulumi.ComponentResource):
             set_identifier="octavia",
             weighted_routing_policies=[{"weight": weights.octavia}],
             health_check_id=octavia_check.id,
-            opts=child,
+            opts=record,
         )
         aws.route53.Record(
             f"{name}-nlb",
@@ -85,7 +90,7 @@ class WeightedFailover(pulumi.ComponentResource):
             set_identifier="nlb",
             weighted_routing_policies=[{"weight": weights.nlb}],
             health_check_id=nlb_check.id,
-            opts=child,
+            opts=record,
         )
         self.fqdn = pulumi.Output.from_input(dns.fqdn)
         self.register_outputs({"fqdn": self.fqdn})

@@ -7,6 +7,7 @@ fails. The sync keeps the NLB's targets equal to Octavia's members on every `pul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from typing import Any
@@ -18,9 +19,11 @@ import pulumi_openstack as openstack
 from components import octavia_catalog
 from components.credentials import OpenStackPassword
 from components.dns import WeightedFailover, WeightedFailoverArgs
+from components.last_up import LastOutputs
 from model.aws_names import AUTONAMED_ELB_NAME, aws_name
 from model.config import (
     AwsConfig,
+    ConfigError,
     HealthMonitor,
     LoadBalancer,
     OnPremConfig,
@@ -34,6 +37,7 @@ from model.nlb_mapping import (
     OctaviaListener,
     map_listeners,
 )
+from model.octavia import LoadBalancer as OctaviaLoadBalancer
 from model.octavia import Monitor
 from model.rules import UDP_WITHOUT_RETURN_PATH
 from providers.octavia_nlb_sync import OctaviaNlbSync, octavia
@@ -49,6 +53,24 @@ class HybridLoadBalancerArgs:
     protect: bool
     config_path: str
     os_password: OpenStackPassword = field(default_factory=OpenStackPassword)
+    discovered: bool = False
+    """Built from an Octavia LB's tags (`model.discovery`), not from an entry of the stack file."""
+    protect_dns: bool | None = None
+    """Whether the DNS records are protected; None: as `protect` (False only while moving)."""
+    octavia_reads: octavia_catalog.Reads | None = None
+    """The run's reads of Octavia (shared, so an outage costs one timeout, not one per LB)."""
+    last_up: LastOutputs | None = None
+    """The stack's outputs at its last `up`: an adopted LB that Octavia cannot describe now is
+    mirrored as that up read it (its `octavia` output)."""
+
+    @property
+    def id_key(self) -> str:
+        """The key that names the Octavia LB, for errors about its id."""
+        if self.discovered:
+            return self.config_path
+        if self.spec.adopt is not None:
+            return f"{self.config_path}.adopt.loadbalancerId"
+        return f"{self.config_path}.create"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +95,16 @@ class HybridLoadBalancer(pulumi.ComponentResource):
     nlb_zone_id: pulumi.Output[str]
     target_group_arns: pulumi.Output[dict[str, str]]
     fqdn: pulumi.Output[str]
+    described: dict[str, Any] | None
+    """Adopt mode: the Octavia LB as this run read it (a recorded-catalog entry), for the
+    stack's `octavia` output; None in create mode."""
 
     def __init__(
         self, name: str, args: HybridLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hybrid-infra:lb:HybridLoadBalancer", name, None, opts)
         self.args = args
+        self.described = None
         octavia_side = self._octavia(name)
         self._member_security_group(name, octavia_side)
         nlb, target_groups, bindings = self._nlb(name, octavia_side)
@@ -93,6 +119,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             os_cloud=args.on_prem.cloud,
             os_password=args.os_password.secret,
             aws_region=args.aws.region,
+            config_key=args.id_key,
             # The sync runs after the members it binds are created or updated; members the stack
             # removes are deleted after it, and the bindings' declared members let it deregister
             # those first (see planner.members_after_up).
@@ -112,6 +139,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 nlb_internal=nlb_opts.scheme == "internal",
                 region=args.aws.region,
                 target_group_arn_suffixes={k: tg.arn_suffix for k, tg in target_groups.items()},
+                protect=args.protect if args.protect_dns is None else args.protect_dns,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -207,13 +235,22 @@ class HybridLoadBalancer(pulumi.ComponentResource):
 
     def _adopted(self, loadbalancer_id: str) -> OctaviaSide:
         """Adopt mode: the LB exists in Octavia; read it and mirror what it has now."""
-        where = f"{self.args.config_path}.adopt.loadbalancerId"
+        where = self.args.id_key
         try:
-            lb = octavia_catalog.describe(
-                loadbalancer_id, self.args.on_prem.cloud, self.args.os_password.plain
+            reads = self.args.octavia_reads or octavia_catalog.Reads(
+                self.args.on_prem.cloud, self.args.os_password.plain
             )
+            lb = reads.describe(loadbalancer_id)
+        except octavia.OctaviaNotFound as error:
+            if self.args.discovered:  # listed a moment ago: deleted since
+                raise pulumi.RunError(
+                    f"{where}: {error}: the tagged LB went away while the program ran; "
+                    "run again (its twin is then removed like any untagged LB's)"
+                ) from error
+            raise ConfigError([f"{where}: {error}"], f"Pulumi.{pulumi.get_stack()}.yaml") from error
         except octavia.OctaviaUnavailable as error:
-            raise pulumi.RunError(f"{where}: {error}") from error
+            lb = self._as_last_up(loadbalancer_id, where, error)
+        self.described = octavia_catalog.entry_of(lb)
         pools = {p.id: p for p in lb.pools}
         listeners = []
         for li in lb.listeners:
@@ -238,6 +275,24 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         }
         pool_ids: dict[str, pulumi.Input[str]] = {li.pool_key: li.pool_key for li in listeners}
         return OctaviaSide(lb.id, lb.vip_address, tuple(listeners), pool_ids, frozenset(ports))
+
+    def _as_last_up(
+        self, loadbalancer_id: str, where: str, error: octavia.OctaviaUnavailable
+    ) -> OctaviaLoadBalancer:
+        """Octavia down: the twin stays as the last `up` built it, so the rest of the stack (a
+        DNS drain away from Octavia, say) still applies. A first run has nothing to keep."""
+        recorded = self.args.last_up.get("octavia") if self.args.last_up else None
+        entry = recorded.get(loadbalancer_id) if isinstance(recorded, Mapping) else None
+        if entry is None:
+            raise pulumi.RunError(
+                f"{where}: Octavia did not answer, and no earlier up read this LB, so its twin "
+                f"cannot mirror it; nothing was changed. Run again once Octavia answers: {error}"
+            ) from error
+        pulumi.log.warn(
+            f"{where}: Octavia did not answer ({error}); the twin mirrors the LB as the last up "
+            "read it, and follows Octavia again once it answers"
+        )
+        return octavia_catalog.from_entry(entry)
 
     def _member_security_group(self, name: str, side: OctaviaSide) -> None:
         """Members take traffic from the Octavia VIP network and the NLB's VPC, nothing else.

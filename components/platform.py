@@ -9,13 +9,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_openstack as openstack
 
-from components import octavia_catalog
+from components import last_up, octavia_catalog
 from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
 from model import discovery, fleet
-from model.config import StackConfig, required
+from model.config import LoadBalancer, StackConfig, required
 from providers.octavia_nlb_sync import octavia
 
 
@@ -55,7 +55,11 @@ class Platform(pulumi.ComponentResource):
                 password=password.secret,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        discovered = self._discovered(config, password)
+        self.last_up = last_up.LastOutputs()
+        self.octavia_reads = octavia_catalog.Reads(
+            config.on_prem.cloud if config.on_prem else "", password.plain
+        )
+        discovered = self._discovered(config)
         self.load_balancers = self._load_balancers(config, discovered, password)
         self.exports = self._exports(config, discovered)
         self.fleet = ClusterFleet(
@@ -83,10 +87,11 @@ class Platform(pulumi.ComponentResource):
         password: OpenStackPassword,
     ) -> list[HybridLoadBalancer]:
         """The configured LBs, then the discovered ones, each with its NLB twin and DNS."""
-        specs = [
-            (f"hybrid-infra:loadBalancers[{i}]", lb) for i, lb in enumerate(config.load_balancers)
+        specs: list[tuple[str, LoadBalancer, discovery.Discovered | None]] = [
+            (f"hybrid-infra:loadBalancers[{i}]", lb, None)
+            for i, lb in enumerate(config.load_balancers)
         ]
-        specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec) for d in discovered]
+        specs += [(f"hybrid-infra:discovery[{d.loadbalancer_id}]", d.spec, d) for d in discovered]
         return [
             HybridLoadBalancer(
                 lb.name,
@@ -97,10 +102,16 @@ class Platform(pulumi.ComponentResource):
                     protect=config.protect,
                     config_path=path,
                     os_password=password,
+                    discovered=twin is not None,
+                    # Moving a name replaces both records: allowed (allowMoves) means unprotected
+                    # for this one `up`; the next one protects the new records again.
+                    protect_dns=config.protect and not (twin is not None and twin.moves_dns),
+                    last_up=self.last_up,
+                    octavia_reads=self.octavia_reads,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers=self.cloud_providers),
             )
-            for path, lb in specs
+            for path, lb, twin in specs
         ]
 
     def _exports(
@@ -121,46 +132,66 @@ class Platform(pulumi.ComponentResource):
                 for lb in self.load_balancers
             },
         }
+        # What each adopted LB looked like: the twin's shape while Octavia cannot be read.
+        exports["octavia"] = {
+            lb.described["id"]: lb.described
+            for lb in self.load_balancers
+            if lb.described is not None
+        }
         if config.discovery is not None:
             exports["discovered"] = {
-                d.spec.name: {"loadbalancerId": d.loadbalancer_id, "tags": d.tags}
+                d.spec.name: {
+                    "loadbalancerId": d.loadbalancer_id,
+                    "tags": d.tags,
+                    **({"ignoredTags": _ignored(d)} if d.fallbacks else {}),
+                }
                 for d in discovered
             }
         return exports
 
-    def _discovered(
-        self, config: StackConfig, password: OpenStackPassword
-    ) -> list[discovery.Discovered]:
-        """Tagged Octavia LBs (self-service). A failed listing stops the program: without it,
-        every discovered twin would look removed and be deleted."""
+    def _discovered(self, config: StackConfig) -> list[discovery.Discovered]:
+        """Tagged Octavia LBs (self-service). Each twin the last `up` built keeps what it used
+        where its tags are now wrong (`model.discovery`), and all of them stay as they were
+        while Octavia cannot list them."""
         if config.discovery is None:
             return []
         tag = config.discovery.tag
+        previous = discovery.last_up(self.last_up.get("discovered"))
         try:
-            tagged = octavia_catalog.discover(
-                tag, required(config.on_prem, "onPrem").cloud, password.plain
-            )
+            tagged = self.octavia_reads.discover(tag)
         except octavia.OctaviaUnavailable as error:
-            raise pulumi.RunError(
-                f"hybrid-infra:discovery: cannot list the LBs tagged {tag}, so no twin is "
-                f"added or removed: {error}"
-            ) from error
+            # Without the listing every twin would look removed: keep the last up's instead.
+            pulumi.log.warn(
+                f"hybrid-infra:discovery: cannot list the LBs tagged {tag} ({error}); the "
+                f"{len(previous)} twin(s) of the last up are kept as they were, none is added "
+                "or removed until Octavia answers"
+            )
+            tagged = discovery.as_tagged(previous, tag)
         declared = [str(lb.adopt.loadbalancer_id) for lb in config.load_balancers if lb.adopt]
-        found, skipped = discovery.twins(tagged, config.discovery, declared)
+        found, skipped = discovery.twins(
+            tagged,
+            config.discovery,
+            declared,
+            previous=previous,
+            taken=discovery.Taken(
+                {lb.name for lb in config.load_balancers},
+                {lb.dns.fqdn for lb in config.load_balancers},
+            ),
+            protected=config.protect,
+        )
         for skip in skipped:
             pulumi.log.warn(f"hybrid-infra:discovery: {skip.message()}; skipped")
-        names = {lb.name for lb in config.load_balancers}
-        fqdns = {lb.dns.fqdn for lb in config.load_balancers}
-        clashing = [d for d in found if d.spec.name in names or d.spec.dns.fqdn in fqdns]
-        for clash in clashing:
-            pulumi.log.warn(
-                f"hybrid-infra:discovery: tagged Octavia LB {clash.spec.name} "
-                f"({clash.loadbalancer_id}): loadBalancers already has its name or DNS name "
-                f"{clash.spec.dns.fqdn}; skipped"
-            )
-        pulumi.log.info(f"hybrid-infra:discovery: {len(found) - len(clashing)} twin(s) from {tag}")
-        return [d for d in found if d not in clashing]
+        for twin in found:
+            for warning in twin.warnings():
+                pulumi.log.warn(f"hybrid-infra:discovery: {warning}")
+        pulumi.log.info(f"hybrid-infra:discovery: {len(found)} twin(s) from {tag}")
+        return found
 
     def protected(self, **kwargs: Any) -> pulumi.ResourceOptions:
         """Options for children that carry traffic: protected where the stack asks for it."""
         return pulumi.ResourceOptions(parent=self, protect=self.config.protect, **kwargs)
+
+
+def _ignored(twin: discovery.Discovered) -> dict[str, str]:
+    """Tag → why its value is not used, for teams reading `pulumi stack output discovered`."""
+    return {f.key: f.message() for f in twin.fallbacks}

@@ -249,6 +249,9 @@ class Discovery(Model):
 
     tag: Annotated[str, Field(min_length=1, max_length=255)] = "hybrid-infra/twin"
     defaults: DiscoveryDefaults
+    allow_moves: tuple[UUID, ...] = ()
+    """Tagged LBs whose DNS name may move in this `up` although the stack protects its records
+    (a record or zone tag change replaces both records); without it the move waits."""
 
 
 # --- clusters -------------------------------------------------------------------------------

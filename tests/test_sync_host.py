@@ -2,6 +2,7 @@
 runs it: the provider is dill-serialized, sent as `__provider`, and runs in the host process
 against the real Octavia API and moto."""
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -99,3 +100,36 @@ def test_many_syncs_at_once_through_one_provider_host(octavia, target_group, elb
             )
         )
     assert [d.changes for d in diffs] == [False] * 8
+
+
+def test_a_wrong_id_fails_in_the_host_and_an_outage_warns(
+    octavia, octavia_server, target_group, elbv2, host
+):
+    """As the engine sees it: Octavia answering 404 is a check failure on the property (a new
+    sync) or a failed diff (an existing one), both naming the stack's key; Octavia down is a
+    warning on the host's stderr and a diff that lets the rest of the stack go on."""
+    provider = OctaviaNlbSyncProvider()
+    key = "hybrid-infra:loadBalancers[0].adopt.loadbalancerId"
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    inputs = host.check(provider, {}, {**news_for(lb.lb_id, pool, tg), "config_key": key}).inputs
+    id_, state = host.create(provider, inputs)
+    unknown = str(uuid.uuid4())
+    wrong = {**inputs, "loadbalancer_id": unknown}
+    expected = f"{key}: no Octavia load balancer {unknown} (404)"
+
+    (failure,) = host.check(provider, {}, wrong).failures
+    assert failure[0] == "loadbalancer_id" and failure[1].startswith(expected)
+    with pytest.raises(ProviderHostError) as failed:
+        host.diff(provider, id_, state, wrong)
+    assert failed.value.message.startswith(
+        f"providers.octavia_nlb_sync.provider.WrongOctaviaId: {expected}"
+    )
+
+    octavia_server.stop()
+    try:
+        assert host.diff(provider, id_, state, inputs).changes is False
+        assert f"octavia lb {lb.lb_id}: member drift unknown" in host.stderr_text()
+    finally:
+        octavia_server.start()
+    assert live(elbv2, tg) == ["172.17.0.1:8443"]

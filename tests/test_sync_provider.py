@@ -6,6 +6,7 @@ hooks on the provider's own clients; moto drops AvailabilityZone, so request par
 captured on the way out.
 """
 
+import re
 import uuid
 from collections import Counter
 from ipaddress import IPv4Network
@@ -13,11 +14,13 @@ from ipaddress import IPv4Network
 import pytest
 from botocore.exceptions import ClientError
 from keystoneauth1 import exceptions as ksa_exceptions
+from openstack import exceptions as sdk_exceptions
 
 from providers.octavia_nlb_sync import OctaviaNlbSyncProvider, SyncRefused
 from providers.octavia_nlb_sync import elbv2 as elbv2_shell
 from providers.octavia_nlb_sync import octavia as octavia_shell
 from providers.octavia_nlb_sync.octavia import OctaviaUnavailable
+from providers.octavia_nlb_sync.provider import WrongOctaviaId
 from tests.fixtures.sync_world import VPC_CIDR, live, props, writes
 
 
@@ -270,11 +273,74 @@ def test_a_removed_binding_releases_its_targets(octavia, target_group, elbv2, pr
     assert set(state["targets"]) == {tg_https}
 
 
-def test_a_pool_of_another_lb_is_refused(octavia, target_group, provider):
+KEY = "hybrid-infra:loadBalancers[2].adopt.loadbalancerId"
+
+
+def test_a_pool_of_another_lb_fails_the_check_and_the_create_naming_the_key(
+    octavia, target_group, provider, calls
+):
     _, foreign_pool = octavia({443: [("172.17.0.1", 8443)]})
-    lb, _ = octavia({443: [("172.17.0.2", 8443)]})
-    with pytest.raises(OctaviaUnavailable, match="does not belong to load balancer"):
-        provider.create(checked(provider, props(lb.lb_id, (foreign_pool, target_group()))))
+    lb, own_pool = octavia({443: [("172.17.0.2", 8443)]})
+    tg = target_group()
+    news = props(lb.lb_id, (own_pool, tg), (foreign_pool, tg), config_key=KEY)
+    (failure,) = provider.check({}, news).failures
+    assert failure.property == "bindings[1].pool_id"
+    assert failure.reason.startswith(
+        f"{KEY}: pool {foreign_pool} is not a pool of load balancer {lb.lb_id} "
+        f"(its pools: {own_pool})"
+    )
+    with pytest.raises(WrongOctaviaId, match=f"^{re.escape(KEY)}: pool {foreign_pool} is not"):
+        provider.create(provider.check({}, news).inputs)
+    assert not writes(calls)
+
+
+def test_a_wrong_id_fails_the_preview_and_an_outage_only_warns(
+    octavia, octavia_server, target_group, elbv2, provider, calls, capsys
+):
+    """Octavia answering 404 is a mistake in the stack: the preview (`check` for a new sync,
+    `diff` for an existing one) fails naming the key. Octavia not answering is an outage: the
+    same calls warn and let the rest of the stack go on."""
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    state = provider.create(checked(provider, props(lb.lb_id, (pool, tg), config_key=KEY))).outs
+    created = len(calls)
+    unknown = str(uuid.uuid4())
+    wrong = props(unknown, (pool, tg), config_key=KEY)
+    expected = f"{KEY}: no Octavia load balancer {unknown} (404). Octavia answered"
+
+    (failure,) = provider.check({}, wrong).failures
+    assert (failure.property, failure.reason[: len(expected)]) == ("loadbalancer_id", expected)
+    with pytest.raises(WrongOctaviaId) as raised:
+        provider.diff("id", state, wrong)
+    assert str(raised.value).startswith(expected)
+    with pytest.raises(WrongOctaviaId, match=re.escape(expected)):
+        provider.update("id", state, wrong)
+    capsys.readouterr()
+
+    octavia_server.stop()
+    try:
+        assert provider.check({}, wrong).failures == []
+        assert provider.diff("id", state, wrong).changes is True  # its own input changed
+        shown = capsys.readouterr().err
+        assert "ids not verified, Octavia did not answer" in shown
+        assert "member drift unknown, Octavia did not answer" in shown
+    finally:
+        octavia_server.start()
+    assert not writes(calls[created:])
+    assert live(elbv2, tg) == ["172.17.0.1:8443"]
+
+
+def test_a_pool_deleted_in_octavia_is_a_wrong_id_not_an_outage(
+    octavia, octavia_conn, target_group, provider
+):
+    lb, https, http = octavia({443: [("172.17.0.1", 8443)], 80: [("172.17.1.1", 8080)]})
+    tg_https, tg_http = target_group("shop-443"), target_group("shop-80")
+    inputs = checked(provider, props(lb.lb_id, (https, tg_https), (http, tg_http)))
+    state = provider.create(inputs).outs
+    octavia_conn.load_balancer.delete_pool(http)
+    lb.wait()
+    with pytest.raises(WrongOctaviaId, match=f"octavia lb {lb.lb_id}: pool {http} is not a pool"):
+        provider.diff("id", state, inputs)
 
 
 def test_big_groups_are_written_in_chunks_of_200(target_group, elbv2, calls):
@@ -403,3 +469,23 @@ def test_a_second_refusal_is_an_error_and_writes_nothing(
     with pytest.raises(OctaviaUnavailable, match="401"):
         provider.create(inputs)
     assert not writes(calls)
+
+
+def test_another_projects_lb_is_a_wrong_id_not_an_outage(octavia, monkeypatch):
+    """Octavia answers 403 for another project's LB to a non-admin caller (its API reference);
+    the local Octavia runs without auth, so the answer is put on its real connection."""
+    lb, _ = octavia({443: [("172.17.0.1", 8443)]})
+    conn = octavia_shell.connect(None)
+
+    def refused(*_args, **_kwargs):
+        raise sdk_exceptions.ForbiddenException(
+            "Policy does not allow this request", http_status=403
+        )
+
+    monkeypatch.setattr(conn.load_balancer, "get_load_balancer", refused)
+    with pytest.raises(octavia_shell.OctaviaNotFound) as raised:
+        octavia_shell.read_pool_ids(conn, lb.lb_id)
+    assert str(raised.value).startswith(f"Octavia refused load balancer {lb.lb_id} (403)")
+    monkeypatch.setattr(conn.load_balancer, "load_balancers", refused)
+    with pytest.raises(OctaviaUnavailable, match="Octavia API failed while listing"):
+        octavia_shell.list_tagged(conn, "hybrid-infra/twin")  # no id to blame: the endpoint

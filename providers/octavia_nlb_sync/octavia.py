@@ -2,7 +2,9 @@
 
 Both the sync (pool members) and the adopt mode of the hybrid load balancer (listeners, pools,
 health monitors) read Octavia through here, so both see it the same way. Every failure becomes
-`OctaviaUnavailable`, whose message says the NLB was left alone.
+one of two errors, because they call for different actions: `OctaviaUnavailable` (Octavia did
+not answer: wait, then run again) and `OctaviaNotFound` (Octavia answered that an id is not
+there: the stack names a wrong id).
 """
 
 from __future__ import annotations
@@ -26,8 +28,24 @@ from providers.octavia_nlb_sync.planner import Member
 API_TIMEOUT_SECONDS = 30
 
 
-class OctaviaUnavailable(Exception):
-    """Octavia could not be read; the sync stopped before any write."""
+class OctaviaError(Exception):
+    """Octavia could not be read as asked; nothing was written."""
+
+
+class OctaviaUnavailable(OctaviaError):
+    """Octavia did not answer (down, unreachable, credentials refused): an outage, not a mistake
+    in the stack. Run again once it answers."""
+
+
+class OctaviaNotFound(OctaviaError):
+    """Octavia answered that an object is not there for this credential: no such id (404),
+    another project's (403), or a pool that is not the load balancer's. Running again will not
+    help; the id the stack names (or the credential) is wrong."""
+
+    def __init__(self, kind: str, id_: str, message: str | None = None) -> None:
+        super().__init__(message or f"no Octavia {kind} {id_} (404)")
+        self.kind = kind
+        self.id = id_
 
 
 def connect(
@@ -71,7 +89,7 @@ def forget_connections() -> None:
 
 def is_auth_error(error: BaseException) -> bool:
     """A refused or expired token: a new connection (a new token) may succeed."""
-    cause = error.__cause__ if isinstance(error, OctaviaUnavailable) else error
+    cause = error.__cause__ if isinstance(error, OctaviaError) else error
     return isinstance(cause, ksa_exceptions.Unauthorized) or (
         isinstance(cause, sdk_exceptions.HttpException) and cause.status_code == 401
     )
@@ -85,7 +103,7 @@ def _takes_password(cloud: str | None) -> bool:
 
 
 def read_members(conn: openstack.connection.Connection, pool_id: str) -> list[Member]:
-    with _octavia_errors(f"listing the members of pool {pool_id}"):
+    with _octavia_errors(f"listing the members of pool {pool_id}", ("pool", pool_id)):
         return [
             Member(
                 address=m.address,
@@ -99,7 +117,9 @@ def read_members(conn: openstack.connection.Connection, pool_id: str) -> list[Me
 
 def read_pool_ids(conn: openstack.connection.Connection, loadbalancer_id: str) -> frozenset[str]:
     """The pools of a load balancer; one read, and it proves the LB exists."""
-    with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
+    with _octavia_errors(
+        f"reading load balancer {loadbalancer_id}", ("load balancer", loadbalancer_id)
+    ):
         lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
         return frozenset(p["id"] for p in lb.pools or ())
 
@@ -118,7 +138,9 @@ def list_tagged(conn: openstack.connection.Connection, tag: str) -> list[TaggedL
 
 def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: str) -> LoadBalancer:
     """The LB with its listeners, pools and monitors: what adopt mode mirrors onto the NLB."""
-    with _octavia_errors(f"reading load balancer {loadbalancer_id}"):
+    with _octavia_errors(
+        f"reading load balancer {loadbalancer_id}", ("load balancer", loadbalancer_id)
+    ):
         lb = conn.load_balancer.get_load_balancer(loadbalancer_id)
         listeners = tuple(
             Listener(
@@ -136,9 +158,7 @@ def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: st
                 protocol=p.protocol,
                 lb_algorithm=p.lb_algorithm,
                 monitor=_monitor(conn, p.health_monitor_id),
-                member_ports=tuple(
-                    sorted({int(m.protocol_port) for m in conn.load_balancer.members(p.id)})
-                ),
+                member_ports=_member_ports(conn, p.id),
             )
             for p in conn.load_balancer.pools(loadbalancer_id=loadbalancer_id)
         )
@@ -152,10 +172,16 @@ def read_loadbalancer(conn: openstack.connection.Connection, loadbalancer_id: st
         )
 
 
+def _member_ports(conn: openstack.connection.Connection, pool_id: str) -> tuple[int, ...]:
+    with _octavia_errors(f"listing the members of pool {pool_id}", ("pool", pool_id)):
+        return tuple(sorted({int(m.protocol_port) for m in conn.load_balancer.members(pool_id)}))
+
+
 def _monitor(conn: openstack.connection.Connection, monitor_id: str | None) -> Monitor | None:
     if not monitor_id:
         return None
-    hm = conn.load_balancer.get_health_monitor(monitor_id)
+    with _octavia_errors(f"reading health monitor {monitor_id}", ("health monitor", monitor_id)):
+        hm = conn.load_balancer.get_health_monitor(monitor_id)
     return Monitor(
         type=hm.type,
         delay=int(hm.delay),
@@ -168,20 +194,33 @@ def _monitor(conn: openstack.connection.Connection, monitor_id: str | None) -> M
 
 
 @contextmanager
-def _octavia_errors(doing: str) -> Iterator[None]:
-    """One place that decides what counts as 'Octavia could not be read'."""
+def _octavia_errors(doing: str, subject: tuple[str, str] | None = None) -> Iterator[None]:
+    """One place that decides what a failed read means: Octavia answered that `subject`
+    (kind, id) is not there for us, a wrong id; anything else, Octavia did not answer."""
     try:
         yield
-    except sdk_exceptions.ResourceNotFound as error:
-        raise OctaviaUnavailable(
-            f"Octavia: not found while {doing} ({_reason(error)}). Check the load balancer and "
-            "pool IDs in the stack config; the NLB was not touched."
+    except (sdk_exceptions.NotFoundException, sdk_exceptions.ForbiddenException) as error:
+        if subject is None:
+            raise _unavailable(doing, error) from error
+        kind, id_ = subject
+        if isinstance(error, sdk_exceptions.NotFoundException):
+            raise OctaviaNotFound(kind, id_) from error
+        # Octavia's API reference: another project's object is 403 to a non-admin caller.
+        raise OctaviaNotFound(
+            kind,
+            id_,
+            f"Octavia refused {kind} {id_} (403): it belongs to another project, or this "
+            "credential lacks a load-balancer role",
         ) from error
     except (sdk_exceptions.SDKException, ksa_exceptions.ClientException, OSError) as error:
-        raise OctaviaUnavailable(
-            f"Octavia API failed while {doing}: {_reason(error)}. The NLB was not touched; "
-            "check the OpenStack endpoint and credentials (clouds.yaml / OS_*) and run again."
-        ) from error
+        raise _unavailable(doing, error) from error
+
+
+def _unavailable(doing: str, error: BaseException) -> OctaviaUnavailable:
+    return OctaviaUnavailable(
+        f"Octavia API failed while {doing}: {_reason(error)}. The NLB was not touched; "
+        "check the OpenStack endpoint and credentials (clouds.yaml / OS_*) and run again."
+    )
 
 
 def _reason(error: BaseException) -> str:

@@ -8,7 +8,7 @@ so reading the live APIs there is what makes member drift visible before `up`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_address
@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import (
+    CheckFailure,
     CheckResult,
     CreateResult,
     DiffResult,
@@ -46,10 +47,12 @@ DEFAULTS: dict[str, Any] = {
     "os_cloud": None,
     "os_password": None,
     "aws_region": None,
+    "config_key": None,
 }
 INPUTS = ("loadbalancer_id", "bindings", "vpc_cidrs", "provider_version", *DEFAULTS)
-COMPARED = tuple(k for k in INPUTS if k != "os_password")
-"""A rotated password is no change to sync: it only reaches the next connection."""
+COMPARED = tuple(k for k in INPUTS if k not in ("os_password", "config_key"))
+"""A rotated password is no change to sync: it only reaches the next connection. Nor is the
+config key, which only names where the stack gives the load balancer, for error messages."""
 UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 TARGET_GROUP_ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$"
@@ -77,6 +80,13 @@ class SyncSpec:
     os_cloud: str | None
     os_password: str | None
     aws_region: str | None
+    config_key: str | None = None
+    """Where the stack names this load balancer (`hybrid-infra:loadBalancers[2].adopt.
+    loadbalancerId`), so a wrong id is reported as the config error it is."""
+
+    @property
+    def where(self) -> str:
+        return self.config_key or f"octavia lb {self.loadbalancer_id}"
 
     def declared(self) -> dict[str, tuple[Member, ...]]:
         """Pool → the members the stack declares for it (pools it declares nothing for: absent)."""
@@ -104,14 +114,21 @@ class SyncSpec:
             os_cloud=values["os_cloud"] or None,
             os_password=values["os_password"] or None,
             aws_region=values["aws_region"] or None,
+            config_key=values["config_key"] or None,
         )
 
 
 class OctaviaNlbSyncProvider(ResourceProvider):
     """Registers Octavia pool members as NLB targets; never removes what it did not add."""
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return check_inputs(news, DEFAULTS, validate)
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Inputs over defaults, each bad one a failure. A new sync's ids are also looked up
+        here, since `diff` (which reads Octavia for an existing one) is not called for it: an id
+        Octavia does not know fails the preview, while Octavia down only warns."""
+        result = check_inputs(news, DEFAULTS, validate)
+        if not olds and not result.failures and known(result.inputs):
+            result.failures.extend(_unknown_ids(SyncSpec.from_props(result.inputs)))
+        return result
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = changed_inputs(olds, news, COMPARED, DEFAULTS)
@@ -120,6 +137,10 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         spec = SyncSpec.from_props(news)
         try:
             plans, _ = _plan(spec, _owned(olds), _withdrawn(olds, spec))
+        except octavia.OctaviaNotFound as error:
+            # Octavia answered: the id is wrong. Running again will not help, so the preview
+            # fails here, naming the key, instead of passing with an outage warning.
+            raise WrongOctaviaId(spec, error) from error
         except octavia.OctaviaUnavailable as error:
             # Octavia down must not block the `up` an operator runs because it is down (a DNS
             # drain, say): the sync stays as it is unless its own inputs changed, and `update`
@@ -161,6 +182,9 @@ class OctaviaNlbSyncProvider(ResourceProvider):
         try:
             plans, _ = _plan(spec, _owned(props), guarded=False)
             pending = _pending(plans)
+        except octavia.OctaviaNotFound as error:
+            # A refresh is how state is repaired, so it goes on; the preview fails on this.
+            pulumi.log.warn(f"refresh: {WrongOctaviaId(spec, error)}; pending sync unknown")
         except octavia.OctaviaUnavailable as error:
             pulumi.log.warn(f"refresh could not read Octavia; pending sync unknown: {error}")
         return ReadResult(id_, {**props, "targets": targets, "pending": pending})
@@ -173,6 +197,19 @@ class OctaviaNlbSyncProvider(ResourceProvider):
             plan = plan_release(arn, _live_or_empty(client, arn), owned)
             elbv2.deregister(client, arn, plan.deregister, spec.vpc_cidrs)
             pulumi.log.info(f"{plan.summary()} targets released")
+
+
+class WrongOctaviaId(Exception):
+    """Octavia answered that the load balancer or a pool the sync names is not there (or not
+    the LB's): a mistake in the stack, not an outage, so it fails instead of warning."""
+
+    def __init__(self, spec: SyncSpec, error: octavia.OctaviaNotFound) -> None:
+        super().__init__(
+            f"{spec.where}: {error}. Octavia answered, so this is not an outage: fix the id "
+            "in the stack configuration (or remove the entry); the NLB was not touched."
+        )
+        self.kind = error.kind
+        self.id = error.id
 
 
 class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="OctaviaNlbSync"):
@@ -194,6 +231,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
         os_cloud: str | None = None,
         os_password: pulumi.Input[str] | None = None,
         aws_region: str | None = None,
+        config_key: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -205,6 +243,7 @@ class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="Octav
             "os_cloud": os_cloud,
             "os_password": os_password,
             "aws_region": aws_region,
+            "config_key": config_key,
             "provider_version": PROVIDER_VERSION,
             "targets": None,
             "last_sync": None,
@@ -339,14 +378,7 @@ def _read_and_plan(
         members = {pool: reads.submit(octavia.read_members, conn, pool) for pool in pools}
         targets = {arn: reads.submit(elbv2.list_targets, client, arn) for arn in groups}
         leftovers = {arn: reads.submit(_live_or_empty, client, arn) for arn in released}
-        pool_ids = lb_pools.result()
-        foreign = [pool for pool in pools if pool not in pool_ids]
-        if foreign:
-            raise octavia.OctaviaUnavailable(
-                f"pool {foreign[0]} does not belong to load balancer {spec.loadbalancer_id} "
-                f"(its pools: {', '.join(sorted(pool_ids)) or 'none'}); "
-                "the NLB was not touched."
-            )
+        _refuse_foreign_pools(spec, pools, lb_pools.result())
         declared = spec.declared()
         plans = []
         for arn, bound_pools in groups.items():
@@ -372,13 +404,51 @@ def _read_and_plan(
     return plans, client
 
 
+def _refuse_foreign_pools(spec: SyncSpec, pools: Iterable[str], lb_pools: frozenset[str]) -> None:
+    """A pool of another load balancer is a wrong id too: syncing it would mirror that LB."""
+    foreign = [pool for pool in pools if pool not in lb_pools]
+    if foreign:
+        raise octavia.OctaviaNotFound(
+            "pool",
+            foreign[0],
+            f"pool {foreign[0]} is not a pool of load balancer {spec.loadbalancer_id} "
+            f"(its pools: {', '.join(sorted(lb_pools)) or 'none'})",
+        )
+
+
+def _unknown_ids(spec: SyncSpec) -> list[CheckFailure]:
+    """The ids Octavia does not know, as check failures; one read (the LB lists its pools)."""
+    try:
+        conn = octavia.connect(spec.os_cloud, spec.os_password)
+        lb_pools = octavia.read_pool_ids(conn, spec.loadbalancer_id)
+        _refuse_foreign_pools(spec, [b.pool_id for b in spec.bindings], lb_pools)
+    except octavia.OctaviaNotFound as error:
+        prop = "loadbalancer_id"
+        if error.kind == "pool":
+            prop = next(
+                f"bindings[{i}].pool_id"
+                for i, b in enumerate(spec.bindings)
+                if b.pool_id == error.id
+            )
+        return [CheckFailure(prop, str(WrongOctaviaId(spec, error)))]
+    except octavia.OctaviaUnavailable as error:
+        pulumi.log.warn(
+            f"octavia lb {spec.loadbalancer_id}: ids not verified, Octavia did not answer "
+            f"({error}); the create reads them again before any write."
+        )
+    return []
+
+
 def _sync(
     spec: SyncSpec,
     props: Mapping[str, Any],
     owned: Mapping[str, frozenset[str]],
     withdrawn: Mapping[str, frozenset[str]] | None = None,
 ) -> dict:
-    plans, client = _plan(spec, owned, withdrawn)
+    try:
+        plans, client = _plan(spec, owned, withdrawn)
+    except octavia.OctaviaNotFound as error:
+        raise WrongOctaviaId(spec, error) from error
     # Deregister everywhere before registering anywhere: a drained member stops receiving
     # new flows first, and the deregistration delay starts as early as possible.
     deregistered = sum(

@@ -68,13 +68,18 @@ def golden_path(stack: str) -> Path:
     return GOLDEN_DIR / f"{stack}.json"
 
 
-def synth_snapshot(stack: str, stack_file: Path | None = None) -> dict[str, Any]:
-    """Run the program for `stack` (config from `stack_file` if given) and snapshot it."""
+def synth_snapshot(
+    stack: str, stack_file: Path | None = None, last_up: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run the program for `stack` (config from `stack_file` if given) and snapshot it;
+    `last_up`: the outputs the stack's last `up` left (an earlier snapshot's)."""
     source = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     config, secret_keys = stack_config(stack, source.parent)  # a broken file stops here
     print(f"synth: running the program for {stack} ({source.name}) under mocks", file=sys.stderr)
     began = time.perf_counter()
-    snap = snapshot.snapshot(synthesize(stack, config=config, secret_keys=secret_keys))
+    snap = snapshot.snapshot(
+        synthesize(stack, config=config, secret_keys=secret_keys, last_up=last_up)
+    )
     print(
         f"synth: {stack}: {len(snap['resources'])} resources in "
         f"{time.perf_counter() - began:.1f} s",
@@ -143,7 +148,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("say which stack: --stack NAME (or --stack-file Pulumi.<stack>.yaml)")
     if args.stack_file is None:
         stackfile.stack_path(stack, ROOT)  # an unknown stack, before the program runs
-    snap = synth_snapshot(stack, args.stack_file)
+    # The old snapshot stands for the stack as deployed, so its outputs are the last up's, as
+    # the program reads them under the real engine (tagged LBs keep what they had).
+    snap = synth_snapshot(stack, args.stack_file, before.get("outputs") if before else None)
     did_something = False
     if args.json:
         _write_json(snap, args.json, out)

@@ -41,6 +41,8 @@ from model.octavia import CATALOG_ENV
 from model.stackfile import PROJECT, ROOT, SECRET_PLACEHOLDER
 
 OCTAVIA_CATALOG = ROOT / "devenv" / "octavia-catalog.json"
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+"""The engine's invoke for a stack's outputs, which the program calls on its own stack."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +198,20 @@ def synthesize(
     invokes: Mapping[str, Callable[[Mapping[str, Any]], dict]] | None = None,
     preview: bool = False,
     octavia_catalog: Path | None = OCTAVIA_CATALOG,
+    last_up: Mapping[str, Any] | None = None,
 ) -> Synthesis:
     """Run `__main__.py` of `root` for `stack` under mocks and return what it declared.
 
     Each call runs in a fresh context, so runs do not see each other's root stack or config.
     `config` overrides the stack file (tests use it to feed broken configuration).
     Adopted Octavia LBs are described from `octavia_catalog` (recorded; no OpenStack needed),
-    or read live through the `OS_*` environment when it is None.
+    or read live through the `OS_*` environment when it is None. `last_up` stands for the
+    stack's outputs at its last `up` (an earlier run's `outputs`); without it the stack has none.
     """
     if config is None:
         config, secret_keys = stack_config(stack, root)
+    if last_up is not None:
+        invokes = {READ_STACK_OUTPUTS: lambda _args: {"outputs": dict(last_up)}, **(invokes or {})}
     with _mock_engine_shortcuts():
         return contextvars.Context().run(
             _synthesize,
