@@ -66,7 +66,13 @@ def edge_settings(edge: Edge, cluster: str, addresses: Mapping[str, str]) -> Edg
 
 def config_map_name(config: str) -> str:
     """The ConfigMap's name follows its content: a new configuration is a new ConfigMap."""
-    return CONFIG_PREFIX + hashlib.sha256(config.encode()).hexdigest()[:10]
+    return content_name(CONFIG_PREFIX, config)
+
+
+def content_name(prefix: str, content: str) -> str:
+    """`<prefix><sha256[:10]>`: a Kubernetes name that changes exactly when the content does, so
+    pulumi-kubernetes' replacement of a changed ConfigMap creates the new one first."""
+    return prefix + hashlib.sha256(content.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Every Prod of the stack on its cluster, and the routing table that sends users to them.
 
 The routing table (segment → Prods, each with its endpoint, cluster, weight and version) is
-written as JSON to the ConfigMap `hybrid-infra-edge/hybrid-infra-routing` on every cluster that
-hosts a Prod, and each of those clusters runs an edge proxy configured from it. Each endpoint is
-the Prod's address inside its own cluster; a proxy on another cluster reaches the Prod through
-its internal load balancer (`components.prod`), or at `edge.addresses.<prod>` when given.
+written as JSON to an immutable ConfigMap `hybrid-infra-edge/hybrid-infra-routing-<hash of it>`
+(label `app.kubernetes.io/component: routing`; named by its content, so a change creates the
+new one before the old goes) on every cluster that hosts a Prod, and each of those clusters
+runs an edge proxy configured from it. Each endpoint is the Prod's address inside its own
+cluster; a proxy on another cluster reaches the Prod through its internal load balancer
+(`components.prod`), or at `edge.addresses.<prod>` when given.
 
 **A drained cluster is never written to.** Draining is how users leave a cluster that died, so
 `pulumi up` must succeed while that cluster's API does not answer. Every resource on a drained
@@ -30,7 +32,7 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.clusters.fleet import ClusterHandle
-from components.edge_proxy import EdgeProxy, EdgeProxyArgs, edge_settings
+from components.edge_proxy import EdgeProxy, EdgeProxyArgs, content_name, edge_settings
 from components.prod import Prod, ProdArgs, remote_address, service_endpoint
 from model import fleet
 from model.config import App, ConfigError, Edge, StackConfig
@@ -148,11 +150,15 @@ class ProdFleet(pulumi.ComponentResource):
         routing = k8s.core.v1.ConfigMap(
             f"{cluster.name}-routing",
             metadata=ObjectMetaArgs(
-                name=ROUTING_CONFIGMAP,
+                name=content_name(f"{ROUTING_CONFIGMAP}-", document),
                 namespace=namespace.metadata.name,
-                labels={"app.kubernetes.io/part-of": "hybrid-infra"},
+                labels={
+                    "app.kubernetes.io/part-of": "hybrid-infra",
+                    "app.kubernetes.io/component": "routing",
+                },
             ),
             data={ROUTING_KEY: document},
+            immutable=True,
             opts=pulumi.ResourceOptions.merge(
                 on_cluster,
                 pulumi.ResourceOptions(

@@ -367,11 +367,13 @@ class LocalCluster:
             wait_until(
                 lambda n=name: any(
                     c["type"] == "Established" and c["status"] == "True"
-                    for c in self.request(
-                        "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"
-                    )
-                    .get("status", {})
-                    .get("conditions", [])
+                    for c in (
+                        self.request(
+                            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"
+                        ).get("status")
+                        or {}
+                    ).get("conditions")
+                    or []
                 ),
                 self.apiserver,
                 f"serving {name}",

@@ -169,7 +169,8 @@ def test_routing_configmap_is_on_every_cluster_that_hosts_prods_and_only_there(p
     for cluster in ("A", "B", "C"):
         configmap = prod.named(f"{cluster}-routing")
         assert provider_urn(configmap) == prod.named(f"{cluster}-kubernetes").urn
-        assert configmap.inputs["metadata"]["name"] == ROUTING_CONFIGMAP
+        assert configmap.inputs["metadata"]["name"].startswith(f"{ROUTING_CONFIGMAP}-")
+        assert configmap.inputs["immutable"] is True
         assert configmap.inputs["metadata"]["namespace"] == EDGE_NAMESPACE
         assert routing_document(prod, cluster) == prod.outputs["routing"]
 
