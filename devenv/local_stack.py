@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "devenv" / "local" / "stack.yaml"
@@ -55,13 +56,13 @@ def init_stack(
 
     run("stack", "init", stack)
     stack_file = work_dir / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else None
-    document = document or {}
-    config = dict(yaml.safe_load(TEMPLATE.read_text())["config"])
+    # The CLI wrote the passphrase's salt; the template goes below it as written (ruamel keeps
+    # its flow lists, which tools.release.waves edits in place).
+    salt = stack_file.read_text() if stack_file.exists() else ""
+    stack_file.write_text(salt + TEMPLATE.read_text())
     for key, value in (overrides or {}).items():
-        config[f"hybrid-infra:{key}"] = value
-    document["config"] = config
-    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        edit_config(stack_file, key, value)
+    config = _load(stack_file)["config"]
     clusters = config["hybrid-infra:clusters"]
     for name in clusters:
         if name not in kubeconfigs:
@@ -80,10 +81,24 @@ def init_stack(
 
 def edit_config(stack_file: Path, path: str, value: Any) -> None:
     """Set `hybrid-infra:<path>` (dotted) in the stack file, as an operator edits it."""
-    document = yaml.safe_load(stack_file.read_text())
+    document = _load(stack_file)
     key, *rest = path.split(".")
-    node = document["config"][f"hybrid-infra:{key}"]
-    for part in rest[:-1]:
-        node = node[part]
-    node[rest[-1]] = value
-    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    if not rest:
+        document["config"][f"hybrid-infra:{key}"] = value
+    else:
+        node = document["config"][f"hybrid-infra:{key}"]
+        for part in rest[:-1]:
+            node = node[part]
+        node[rest[-1]] = value
+    with stack_file.open("w") as out:
+        _yaml().dump(document, out)
+
+
+def _yaml() -> YAML:
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    return yaml_rt
+
+
+def _load(stack_file: Path) -> Any:
+    return _yaml().load(stack_file.read_text())

@@ -191,10 +191,27 @@ def test_a_rollback_written_by_the_waves_tool_redeploys_no_prod(program, cluster
     assert prod_steps(taken) == [], prod_steps(taken)
 
 
-def test_refresh_finds_no_drift_and_destroy_removes_every_prod(program, clusters):
+def replica_sets(clusters: dict[str, LocalCluster]) -> set[str]:
+    return {
+        f"{rs['metadata']['namespace']}/{rs['metadata']['name']}"
+        for cluster in clusters.values()
+        for rs in cluster.request("GET", "/apis/apps/v1/replicasets")["items"]
+        if rs["spec"].get("replicas")
+    }
+
+
+def test_after_a_refresh_an_up_redeploys_nothing_and_destroy_removes_every_prod(program, clusters):
+    """A refresh reads what the autoscalers changed (the replica counts); the provider then
+    proposes an update of those Deployments with no field of ours changed. Applying it must
+    leave every Pod where it is (the same ReplicaSets serve), and then the stack is at rest."""
     engine = program(clusters)
     engine.up()
+    for name, cluster in clusters.items():
+        wait_for(lambda c=cluster: all(available(d) for d in deployments(c).values()), name)
+    serving = replica_sets(clusters)
     engine.run("refresh", "--yes")
+    engine.up()
+    assert replica_sets(clusters) == serving
     engine.run("preview", "--expect-no-changes")
     engine.run("destroy", "--yes")
     for cluster in clusters.values():
