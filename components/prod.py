@@ -51,7 +51,6 @@ from model.service_exposure import load_balancer_annotations
 APP_NAME = "app"
 """The Deployment, Service and container of every Prod: the namespace tells Prods apart."""
 PROD_LABEL = "hybrid-infra/prod"
-WAVE_LABEL = "hybrid-infra/wave"
 CLUSTER_LABEL = "hybrid-infra/cluster"
 VERSION_LABEL = "app.kubernetes.io/version"
 PORT_NAME = "http"
@@ -88,7 +87,7 @@ class Prod(pulumi.ComponentResource):
         self.namespace_name = namespace_name(name)
         self.endpoint = service_endpoint(name, app.port)
         self.cluster_name = args.cluster.name
-        labels = prod_labels(name, args.cluster.name, args.wave, args.version)
+        labels = prod_labels(name, args.cluster.name, args.version)
         selector = selector_labels(name)
         child = pulumi.ResourceOptions(parent=self, provider=args.cluster.provider)
 
@@ -139,11 +138,7 @@ class Prod(pulumi.ComponentResource):
                 # A Pod that crashes right after turning ready must not count as available.
                 min_ready_seconds=10,
                 template=PodTemplateSpecArgs(
-                    # Not the wave: it is the Prod's place in the release plan, which moves when
-                    # segments move (a rollback, a drain), and a changed Pod label restarts Pods.
-                    metadata=ObjectMetaArgs(
-                        labels={**{k: v for k, v in labels.items() if k != WAVE_LABEL}, **selector}
-                    ),
+                    metadata=ObjectMetaArgs(labels={**labels, **selector}),
                     spec=PodSpecArgs(
                         containers=[_container(args.app, args.version)],
                         topology_spread_constraints=_spread(selector),
@@ -300,12 +295,16 @@ def selector_labels(prod: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP_NAME, PROD_LABEL: prod}
 
 
-def prod_labels(prod: str, cluster: str, wave: int, version: str) -> dict[str, str]:
-    """What dashboards and alerts group by; `hybrid-infra/prod` becomes the alert label."""
+def prod_labels(prod: str, cluster: str, version: str) -> dict[str, str]:
+    """What dashboards and alerts group by; `hybrid-infra/prod` becomes the alert label.
+
+    Not the wave: it is the Prod's place in the release plan, which moves when segments move
+    (a rollback, a drain), and a routing change must never write to a Prod (the stack's
+    `releasePlan` output gives each Prod's wave).
+    """
     return {
         "app.kubernetes.io/part-of": "hybrid-infra",
         PROD_LABEL: prod,
-        WAVE_LABEL: str(wave),
         CLUSTER_LABEL: cluster,
         VERSION_LABEL: version,
     }

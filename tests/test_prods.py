@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.prod import PROD_LABEL, VERSION_LABEL, WAVE_LABEL, load_balancer_address
+from components.prod import PROD_LABEL, VERSION_LABEL, load_balancer_address
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
 from model.config import ConfigError, OnPremClusterSpec, Prod, Segment
 from model.fleet import drained_clusters, twin_name, twin_spec
@@ -43,6 +43,7 @@ from tests.synthesis import (
 from tools.synth import ProgramFailed, Synthesis, snapshot, synthesize
 from tools.synth.diff import diff, render_diff
 
+WAVE_LABEL = "hybrid-infra/wave"
 PROD_CLUSTERS = {"A-1": "A", "A-2": "A", "B-1": "B", "B-2": "B", "C-1": "C", "C-2": "C"}
 
 
@@ -145,8 +146,10 @@ def test_image_tags_and_labels_follow_the_release_plan(mid_release):
         assert container["image"] == f"registry.example.net/shop/web:{planned.version}"
         labels = template["metadata"]["labels"]
         assert labels[VERSION_LABEL] == planned.version
-        assert WAVE_LABEL not in labels, "a Prod moving between waves must not restart its Pods"
-        assert deployment["metadata"]["labels"][WAVE_LABEL] == str(planned.wave)
+        # A Prod's wave moves with its segments (a rollback, a drain): a routing change
+        # must never write to a Prod, so no object of it carries the wave.
+        assert WAVE_LABEL not in labels
+        assert WAVE_LABEL not in deployment["metadata"]["labels"]
     images = {
         n: children_by_type(mid_release, PROD, n)[DEPLOYMENT]
         .inputs["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -10,6 +10,8 @@ cloud load balancer exists (a stand-in gives LoadBalancer Services an address).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,21 +106,6 @@ def clusters(fresh_clusters: Callable[..., dict[str, LocalCluster]]) -> dict[str
     return fresh_clusters("A", "B", "C")
 
 
-def test_up_from_empty_rolls_out_every_prod_and_proxy(program, clusters):
-    engine = program(clusters)
-    engine.up()
-    outputs = engine.outputs()
-    planned = {p["prod"] for wave in outputs["releasePlan"]["waves"] for p in wave["prods"]}
-    assert planned == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
-    # The provider awaited each rollout; since then the autoscalers may have raised the
-    # replicas (from 1 to minReplicas), which the next seconds roll out.
-    for name, cluster in clusters.items():
-        assert deployments(cluster), f"nothing deployed on {name}"
-        wait_for(lambda c=cluster: all(available(d) for d in deployments(c).values()), name)
-    # A no-op `up` takes no step.
-    assert changed(steps(engine)) == []
-
-
 def on_cluster(engine: Engine, cluster: str) -> set[str]:
     """URNs of the resources in state that go through cluster `cluster`'s provider."""
     provider = f"::{cluster}-kubernetes::"
@@ -127,68 +114,6 @@ def on_cluster(engine: Engine, cluster: str) -> set[str]:
 
 def prod_steps(taken: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(op, urn) for op, urn in changed(taken) if "hybrid-infra:prod:Prod$" in urn]
-
-
-def test_a_drain_changes_only_routing_and_proxies_and_no_proxy_loses_its_config(program, clusters):
-    engine = program(clusters)
-    engine.up()
-    stack_file = engine.work_dir / f"Pulumi.{STACK}.yaml"
-    local_stack.edit_config(stack_file, "clusters.C.drained", True)
-
-    preview = engine.preview()
-    # The real provider's diff: the routing document itself, not just "update".
-    assert "kubernetes:core/v1:ConfigMap" in preview
-    assert "routing.json" in preview
-
-    taken = steps(engine)
-    assert prod_steps(taken) == [], prod_steps(taken)
-    edge = [urn for _, urn in changed(taken) if "-edge" in urn or "-routing" in urn]
-    assert edge, changed(taken)
-    # A new config exists before the old one goes: never delete-before-replace.
-    order = {(op, urn): i for i, (op, urn) in enumerate(taken)}
-    for op, urn in taken:
-        if op == "delete-replaced":
-            assert order.get(("create-replacement", urn), 1 << 30) < order[(op, urn)], urn
-    # And every running proxy mounts a ConfigMap that exists.
-    for cluster in clusters.values():
-        for deployment in deployments(cluster, "hybrid-infra-edge").values():
-            for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
-                config_map = volume.get("configMap", {}).get("name")
-                if config_map:
-                    cluster.request(
-                        "GET", f"/api/v1/namespaces/hybrid-infra-edge/configmaps/{config_map}"
-                    )
-
-
-def test_a_rollback_written_by_the_waves_tool_redeploys_no_prod(program, clusters):
-    import subprocess
-    import sys
-
-    engine = program(
-        clusters,
-        release={"version": "2.3.1", "previousVersion": "2.3.0", "wave": 1, "verified": True},
-    )
-    engine.up()
-    rollback = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.release.waves",
-            "--stack",
-            STACK,
-            "--root",
-            str(engine.work_dir),
-            "--rollback",
-        ],
-        capture_output=True,
-        text=True,
-        env=engine.env,
-        cwd=local_stack.ROOT,
-    )
-    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
-    taken = steps(engine)
-    assert changed(taken), "the rollback changed nothing"
-    assert prod_steps(taken) == [], prod_steps(taken)
 
 
 def replica_sets(clusters: dict[str, LocalCluster]) -> set[str]:
@@ -200,25 +125,80 @@ def replica_sets(clusters: dict[str, LocalCluster]) -> set[str]:
     }
 
 
-def test_after_a_refresh_an_up_redeploys_nothing_and_destroy_removes_every_prod(program, clusters):
-    """A refresh reads what the autoscalers changed (the replica counts); the provider then
-    proposes an update of those Deployments with no field of ours changed. Applying it must
-    leave every Pod where it is (the same ReplicaSets serve), and then the stack is at rest."""
+def all_available(clusters: dict[str, LocalCluster]) -> None:
+    """The provider awaited each rollout; since then the autoscalers may have raised the
+    replicas (from 1 to minReplicas), which the next seconds roll out."""
+    for name, cluster in clusters.items():
+        assert deployments(cluster), f"nothing deployed on {name}"
+        wait_for(lambda c=cluster: all(available(d) for d in deployments(c).values()), name)
+
+
+def assert_routing_only(taken: list[tuple[str, str]]) -> None:
+    """A routing change: no Prod is touched, some proxy or routing table is, and every new
+    config exists before the old one goes (never delete-before-replace)."""
+    assert prod_steps(taken) == [], prod_steps(taken)
+    edge = [urn for _, urn in changed(taken) if "-edge" in urn or "-routing" in urn]
+    assert edge, changed(taken)
+    order = {(op, urn): i for i, (op, urn) in enumerate(taken)}
+    for op, urn in taken:
+        if op == "delete-replaced":
+            assert order.get(("create-replacement", urn), 1 << 30) < order[(op, urn)], urn
+
+
+def assert_mounted_configs_exist(clusters: dict[str, LocalCluster]) -> None:
+    for cluster in clusters.values():
+        for deployment in deployments(cluster, "hybrid-infra-edge").values():
+            for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+                config_map = volume.get("configMap", {}).get("name")
+                if config_map:
+                    cluster.request(
+                        "GET", f"/api/v1/namespaces/hybrid-infra-edge/configmaps/{config_map}"
+                    )
+
+
+def test_the_fleet_from_empty_through_a_rollback_a_drain_a_refresh_and_destroy(program, clusters):
+    """One stack's life, each step what an operator types: `up` from empty, a no-op `up`, a
+    rollback written by `tools.release.waves --rollback`, a drain, a refresh, `destroy`."""
     engine = program(clusters)
     engine.up()
-    for name, cluster in clusters.items():
-        wait_for(lambda c=cluster: all(available(d) for d in deployments(c).values()), name)
+    outputs = engine.outputs()
+    planned = {p["prod"] for wave in outputs["releasePlan"]["waves"] for p in wave["prods"]}
+    assert planned == {"A-1", "A-2", "B-1", "B-2", "C-1", "C-2"}
+    all_available(clusters)
+    assert changed(steps(engine)) == []  # a no-op `up` takes no step
+
+    # A rollback: the waves tool moves the new version's segments, the `up` only reroutes.
+    rollback = subprocess.run(
+        [sys.executable, "-m", "tools.release.waves", "--stack", STACK, "--root",
+         str(engine.work_dir), "--rollback"],
+        capture_output=True, text=True, env=engine.env, cwd=local_stack.ROOT,
+    )  # fmt: skip
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert_routing_only(steps(engine))
+    assert_mounted_configs_exist(clusters)
+
+    # A drain: `preview` shows the real provider's diff of the routing document.
+    stack_file = engine.work_dir / f"Pulumi.{STACK}.yaml"
+    local_stack.edit_config(stack_file, "clusters.C.drained", True)
+    preview = engine.preview()
+    assert "kubernetes:core/v1:ConfigMap" in preview and "routing.json" in preview
+    assert_routing_only(steps(engine))
+    assert_mounted_configs_exist(clusters)
+
+    # A refresh reads what the autoscalers changed (replica counts); the provider then
+    # proposes an update of those Deployments with no field of ours changed. Applying it
+    # leaves every Pod where it is (the same ReplicaSets serve); then the stack is at rest.
     serving = replica_sets(clusters)
     engine.run("refresh", "--yes")
     engine.up()
     assert replica_sets(clusters) == serving
     engine.run("preview", "--expect-no-changes")
+
     engine.run("destroy", "--yes")
     for cluster in clusters.values():
-        namespaces = cluster.request("GET", "/api/v1/namespaces")["items"]
         left = [
             n["metadata"]["name"]
-            for n in namespaces
+            for n in cluster.request("GET", "/api/v1/namespaces")["items"]
             if n["metadata"]["name"].startswith(("prod-", "hybrid-infra"))
             and not n["metadata"].get("deletionTimestamp")
         ]
@@ -239,3 +219,18 @@ def test_draining_a_dead_cluster_writes_nothing_to_it_and_the_others_roll(progra
     assert [urn for _, urn in changed(taken) if urn in on_cluster(engine, "A")], (
         "A's proxies did not roll"
     )
+
+
+def test_a_cluster_without_the_operators_crds_fails_on_its_monitoring_only(program, fresh_clusters):
+    """C says it runs the Prometheus operator but has none of its CRDs: the kubernetes
+    provider refuses C's alert rules and PodMonitors with its own error. Routing and proxies
+    wait only for the Prods' Deployments and Services, never for their monitoring."""
+    clusters = fresh_clusters("A", "B", "C", monitoring=("A", "B"))
+    engine = program(clusters)
+    failed = engine.run("up", "--yes", "--skip-preview", check=False)
+    shown = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "monitoring.coreos.com/v1" in shown, shown[-3000:]
+    created = {r["urn"].rsplit("::", 1)[-1] for r in engine.resources().values()}
+    assert not {"C-1-alerts", "C-2-alerts"} & created
+    assert {"A-1-deployment", "B-2-deployment"} <= created
