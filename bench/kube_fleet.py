@@ -35,7 +35,6 @@ from devenv.kube import LocalCluster, LocalFleet, control_plane_bin  # noqa: E40
 from tests.engine.conftest import Engine, engine_env  # noqa: E402
 
 EDGE_NAMESPACE = "hybrid-infra-edge"
-CONFIG_ANNOTATION = "hybrid-infra/config-sha256"
 
 
 def pulumi_bin() -> Path:
@@ -59,20 +58,24 @@ def peak_rss_mib(fleet: LocalFleet) -> float:
     return total_kib / 1024
 
 
+def mounted(pod_spec: dict[str, Any]) -> set[str]:
+    return {v["configMap"]["name"] for v in pod_spec.get("volumes", []) if "configMap" in v}
+
+
 def proxies_rolled(cluster: LocalCluster) -> bool:
-    """Every edge proxy Deployment has rolled: each of its Pods Ready, with the template's hash."""
+    """Every edge proxy Pod is Ready and mounts the configuration its Deployment names (the
+    ConfigMap is named by its content, so a new table is a new name)."""
     deployments = cluster.request("GET", f"/apis/apps/v1/namespaces/{EDGE_NAMESPACE}/deployments")
     pods = cluster.request("GET", f"/api/v1/namespaces/{EDGE_NAMESPACE}/pods")["items"]
     for deployment in deployments["items"]:
-        wanted = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_ANNOTATION]
+        wanted = mounted(deployment["spec"]["template"]["spec"])
         mine = [
             p
             for p in pods
             if p["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "edge-proxy"
-            and not p["metadata"].get("deletionTimestamp")
         ]
         if not mine or any(
-            p["metadata"].get("annotations", {}).get(CONFIG_ANNOTATION) != wanted
+            mounted(p["spec"]) != wanted
             or not any(
                 c["type"] == "Ready" and c["status"] == "True"
                 for c in p.get("status", {}).get("conditions", [])

@@ -464,12 +464,17 @@ class LocalFleet:
         return dict(self.clusters)
 
     def stop(self) -> None:
+        """Signal every process at once, then wait for each: an API server takes seconds to
+        shut down, and one after another would add them up."""
         for standin in self._standins:
             standin.stop()
-        for cluster in self.clusters.values():
-            cluster.stop()
-        if self.etcd is not None:
-            self.etcd.stop()
+        processes = [p for c in self.clusters.values() for p in c.processes()]
+        processes += [self.etcd] if self.etcd is not None else []
+        for process in processes:
+            if process.alive() and process.popen is not None:
+                process.popen.terminate()
+        for process in processes:
+            process.stop()
 
     def _start_etcd(self) -> None:
         client, peer = free_port(), free_port()

@@ -47,7 +47,10 @@ start() {  # $1: name, rest: command; records the pid for `down`
 down() {
   [ -f "$pids" ] || { say "nothing running (no $pids)"; return 0; }
   while read -r pid name; do
-    if kill "$pid" 2>/dev/null; then say "stopped $name (pid $pid)"; fi
+    kill "$pid" 2>/dev/null || continue
+    # Each stops what it started (the clusters' processes too) before it exits: wait for it.
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then say "$name (pid $pid) is still stopping"; else say "stopped $name (pid $pid)"; fi
   done <"$pids"
   rm -f "$pids"
 }
@@ -136,7 +139,8 @@ EOF
 Kubeconfigs:   $work/kube/{A,B,C}/kubeconfig   (e.g. KUBECONFIG=$work/kube/A/kubeconfig kubectl get pods -A)
 Change:        edit $project/Pulumi.local.yaml (e.g. clusters.C.drained: true), then
                (cd $project && PATH="$cli:$cp:\$PATH" PULUMI_BACKEND_URL=file://$work/state \\
-                 PULUMI_CONFIG_PASSPHRASE=local PYTHONPATH=$repo pulumi up --stack local)
+                 PULUMI_CONFIG_PASSPHRASE=local PULUMI_HOME=$work/pulumi-home \\
+                 PULUMI_PYTHON_CMD=$python PYTHONPATH=$repo pulumi up --stack local)
 Stop:          scripts/local.sh down      (then rm -rf $work to forget the state)
 EOF
 }
