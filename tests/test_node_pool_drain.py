@@ -11,7 +11,9 @@ when the drain sleeps; the others wait on the wall clock, with the provider's sh
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
+import time
 from collections.abc import Iterable, Iterator
 
 import pytest
@@ -236,11 +238,19 @@ def test_a_budget_holding_evictions_back_is_progress_and_the_pods_move_to_the_ne
     old_nodes = world.add_pool("old", 2)
     world.deploy("web", 3)
     world.budget("web", "web", min_available=2)
-    new_nodes = world.add_pool("new", 2)
     old = world.pool("old")
     logs: list[str] = []
 
-    report = drain_on_the_wall_clock(api, old, logs)
+    # The new pool comes once the budget has refused: until then the replacement has nowhere
+    # to run, so the refusal cannot be raced away by a replacement turning Ready at once.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        draining = pool.submit(drain_on_the_wall_clock, api, old, logs)
+        deadline = time.monotonic() + 30
+        while not any(o is Eviction.BLOCKED for _, o in list(api.evictions)):
+            assert time.monotonic() < deadline and not draining.done(), api.evictions
+            time.sleep(0.05)
+        new_nodes = world.add_pool("new", 2)
+        report = draining.result(timeout=90)
 
     assert (report.evicted, report.total) == (3, 3)
     outcomes = [outcome for _, outcome in api.evictions]
