@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from pathlib import Path
 
-from devenv.haproxy import Edge, ProdProcess, ask, free_port, loopback_routing
+from devenv.haproxy import Edge, ProdProcess, ask, loopback_routing
+from devenv.processes import free_port
 from model.config import Prod, Segment
 from model.edge_config import EdgeSettings, render
 from model.placement import fallbacks, place

@@ -281,12 +281,6 @@ def loopback_routing(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the Prod process ---------------------------------------------------------------------
 
 

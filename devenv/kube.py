@@ -29,7 +29,6 @@ import datetime
 import os
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -47,6 +46,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from devenv import processes
+from devenv.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
@@ -72,22 +74,6 @@ def control_plane_bin() -> Path:
             "(~35 min the first time on 2 cores, cached after that)"
         )
     return Path(found.stdout.strip())
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now that this process has not handed out before: the kernel often gives a
-    just-closed port again at once (etcd's client and peer ports were then one port), and a
-    server started on the first may not have bound it yet when the next is asked for."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 # --- credentials --------------------------------------------------------------------------
@@ -214,14 +200,8 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout)
+        if self.popen is not None:
+            processes.stop(self.popen, timeout)
 
     def failed(self, what: str) -> ClusterStartError:
         tail = self.log.read_text(errors="replace").splitlines()[-15:] if self.log.exists() else []

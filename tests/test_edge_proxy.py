@@ -30,9 +30,9 @@ from devenv.haproxy import (
     Edge,
     Prods,
     ask,
-    free_port,
     loopback_routing,
 )
+from devenv.processes import free_port
 from model.config import ConfigError, Prod, Segment
 from model.edge_config import (
     LIVENESS_PATH,

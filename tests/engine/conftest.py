@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.go_built import go_built
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = Path(__file__).parent / "program"
 BIN_ENV = "HYBRID_INFRA_PULUMI_BIN"
@@ -33,18 +35,8 @@ TIMEOUT = 600
 
 @pytest.fixture(scope="session")
 def pulumi_bin() -> Path:
-    """The directory holding `pulumi` and its Python plugins (scripts/test.sh builds it)."""
-    given = os.environ.get(BIN_ENV)
-    if given:
-        return Path(given)
-    if shutil.which("go") is None:
-        # Intended, and never silent: `pytest -ra` lists the reason. scripts/test.sh (CI) builds
-        # the CLI when Go is present and otherwise deselects these tests, saying so.
-        pytest.skip("the engine tests need the Pulumi CLI, built from Go: go not found")
-    built = subprocess.run(
-        [str(ROOT / "scripts" / "pulumi-cli.sh")], check=True, capture_output=True, text=True
-    )
-    return Path(built.stdout.strip())
+    """The directory holding `pulumi` and its Python plugins (scripts/pulumi-cli.sh)."""
+    return go_built(BIN_ENV, "pulumi-cli.sh", "the engine tests")
 
 
 class EngineError(Exception):
