@@ -73,7 +73,7 @@ up() {
   python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
   python3 -m uv sync --locked --quiet --compile-bytecode
   scripts/system-packages.sh
-  say "building the Pulumi CLI and the control plane if missing (cold: ~10 + ~35 min on 2 cores, then cached)"
+  say "building the Pulumi CLI and the control plane if missing (cold: ~20 min on 2 cores, then cached)"
   local cli cp
   cli="$(scripts/pulumi-cli.sh)"
   cp="$(scripts/control-plane.sh)"
