@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devenv.processes import free_port, stop
 from model.placement import Fallbacks, Placement, Route
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -56,6 +57,8 @@ class ProdProcess:
         self.start()
 
     def start(self) -> None:
+        # Never port 0: the kernel may hand a child the port just handed to the edge, unbound yet.
+        self.port = self.port or free_port()
         command = [sys.executable, "-m", "devenv.haproxy", "prod", "--name", self.name]
         command += ["--health-path", self.health_path, "--port", str(self.port)]
         command += ["--backlog", str(self.backlog)]
@@ -169,6 +172,7 @@ class Edge:
     def __init__(self, workdir: Path, port: int) -> None:
         self.config = workdir / "haproxy.cfg"
         self.master = workdir / "master.sock"
+        self.log = workdir / "haproxy.log"
         self.port = port
         self.resolver = Resolver()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -181,10 +185,11 @@ class Edge:
         if check.returncode != 0:
             raise RuntimeError(f"haproxy -c refused the configuration: {check.stderr.decode()}")
         if self.proc is None:
+            self._log_file = self.log.open("ab")
             self.proc = subprocess.Popen(
                 [HAPROXY, "-W", "-db", "-S", str(self.master), "-f", str(self.config)],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=self._log_file,
             )
             self._wait(lambda: bool(self._workers()), "start a worker")
             self._wait(self._listening, f"listen on {self.port}")
@@ -216,14 +221,20 @@ class Edge:
         # Generous: on a loaded 2-core machine a reload has taken over 20 s.
         deadline = time.monotonic() + 60
         while not done():
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                log = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"haproxy exited ({self.proc.returncode}) before it could {what}:\n{log}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"haproxy did not {what} within 60 s")
             time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+            stop(self.proc)
+            self._log_file.close()
         self.resolver.close()
 
 
