@@ -3,8 +3,13 @@
 import pulumi
 
 from components.platform import Platform, PlatformArgs
-from model.stack import load
+from components.stack_config import StackConfigError, load
+from model.config import ConfigError
 
-platform = Platform("platform", PlatformArgs(load()))
+try:
+    platform = Platform("platform", PlatformArgs(load()))
+except ConfigError as error:
+    # A message for the operator, every problem with its key path; no traceback.
+    raise StackConfigError.of(error) from None
 for name, value in platform.exports.items():
     pulumi.export(name, value)

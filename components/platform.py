@@ -22,7 +22,7 @@ from providers.octavia_nlb_sync import octavia
 @dataclass(frozen=True)
 class PlatformArgs:
     config: StackConfig
-    """Parsed and checked whole (`model.stack.load`) before anything is registered."""
+    """Parsed and checked whole (`components.stack_config.load`) before anything is registered."""
 
 
 class Platform(pulumi.ComponentResource):

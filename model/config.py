@@ -16,7 +16,6 @@ from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
-import pulumi
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -44,11 +43,13 @@ KubeVersion = Annotated[str, Field(pattern=r"^1\.\d{2}$")]
 DnsName = Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
 
 
-class ConfigError(pulumi.RunError):
-    """A stack file is wrong; the message lists every problem with its key path."""
+class ConfigError(ValueError):
+    """A stack file is wrong; the message lists every problem with its key path. The program
+    hands it to the engine as a `pulumi.RunError` (`__main__.py`), a message with no traceback."""
 
     def __init__(self, problems: Iterable[str], source: str | None = None) -> None:
         self.problems = sorted(set(problems))
+        self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
             f"{len(self.problems)} problem(s) in the stack configuration; nothing was changed. "
