@@ -253,18 +253,28 @@ def _clouds_yaml(identity: Identity, env: Mapping[str, str]) -> str:
     return done.stdout
 
 
+def _setting(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise IdentityError(
+            f"{name} is not set: the Deployments settings set it; apply them with "
+            "`pulumi up --stack main --cwd deployments`"
+        )
+    return value
+
+
 def main(env: Mapping[str, str]) -> int:
     """Write the credential files of the identity this run's operation gets."""
     try:
-        run = RunIdentities.from_json(env[RUN_IDENTITIES_VAR])
-        operation = env.get("PULUMI_CI_OPERATION", "")
+        run = RunIdentities.from_json(_setting(env, RUN_IDENTITIES_VAR))
+        operation = _setting(env, "PULUMI_CI_OPERATION")
         name, identity = run.for_operation(operation)
-        token_file = f"{env['HYBRID_INFRA_CREDENTIALS']}/oidc-token"
+        token_file = f"{_setting(env, 'HYBRID_INFRA_CREDENTIALS')}/oidc-token"
         _write(token_file, _token(env))
-        _write(env["AWS_CONFIG_FILE"], aws_config(identity, token_file))
-        gcp = gcp_credentials(identity, token_file)
-        _write(env["GOOGLE_APPLICATION_CREDENTIALS"], json.dumps(gcp, indent=2))
-        _write(env["OS_CLIENT_CONFIG_FILE"], _clouds_yaml(identity, env))
+        _write(_setting(env, "AWS_CONFIG_FILE"), aws_config(identity, token_file))
+        gcp = json.dumps(gcp_credentials(identity, token_file), indent=2)
+        _write(_setting(env, "GOOGLE_APPLICATION_CREDENTIALS"), gcp)
+        _write(_setting(env, "OS_CLIENT_CONFIG_FILE"), _clouds_yaml(identity, env))
     except IdentityError as error:
         print(f"hybrid-infra identity: {error}", file=sys.stderr)
         return 1
