@@ -320,8 +320,12 @@ def run_environment(
 
 
 def verify_command(stack: str) -> str:
-    """Check the live platform, read-only; exit 1 (a check failed) fails the run."""
-    return f"uv run --no-sync python -m tools.verify --stack {shlex.quote(stack)}"
+    """Check the live platform, read-only; exit 1 (a check failed) fails the run. The stack
+    name resolves in the run's organization (the CLI's local default)."""
+    return (
+        'pulumi org set-default "$PULUMI_CI_ORGANIZATION" && '
+        f"uv run --no-sync python -m tools.verify --stack {shlex.quote(stack)}"
+    )
 
 
 def plan(

@@ -552,7 +552,10 @@ def test_the_verify_run_checks_the_stack_on_its_branch_and_nothing_else_starts_i
     assert inputs["vcs"]["previewPullRequests"] is False
     assert inputs["agentPoolId"] == "pool-agents"
     pre_run = inputs["operationContext"]["preRunCommands"]
-    assert pre_run[-1] == f"cd ../.. && uv run --no-sync python -m tools.verify --stack {stack}"
+    assert pre_run[-1] == (
+        'cd ../.. && pulumi org set-default "$PULUMI_CI_ORGANIZATION" && '
+        f"uv run --no-sync python -m tools.verify --stack {stack}"
+    )
     assert "cd ../.. && python3 deployments/identity.py" in pre_run
     project = yaml.safe_load((DEPLOYMENTS / "verify/Pulumi.yaml").read_text())
     assert project["name"] == "hybrid-infra-verify"
@@ -572,12 +575,18 @@ def test_the_verify_step_fails_the_run_exactly_when_verify_fails(result, tmp_pat
         f'#!/bin/sh\necho "$PWD $*" > {tmp_path}/called\nexit {verify_exit}\n'
     )
     (bin_dir / "uv").chmod(0o755)
+    (bin_dir / "pulumi").write_text(f'#!/bin/sh\necho "$*" > {tmp_path}/org\n')
+    (bin_dir / "pulumi").chmod(0o755)
     ran = subprocess.run(
         ["bash", "-c", command],
         cwd=checkout / "deployments/verify",
-        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PULUMI_CI_ORGANIZATION": "example-org",
+        },
     )
     assert ran.returncode == verify_exit
+    assert (tmp_path / "org").read_text().split() == ["org", "set-default", "example-org"]
     called = (tmp_path / "called").read_text().split()
     assert called[0] == str(checkout)
     assert called[1:] == ["run", "--no-sync", "python", "-m", "tools.verify", "--stack", "prod"]
