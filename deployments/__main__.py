@@ -1,5 +1,6 @@
-"""Pulumi Deployments for the hybrid-infra stacks, as code: read config and the stack files,
-plan each stack's settings, declare them. The decisions live in `stack_deployments`."""
+"""Pulumi Deployments for the hybrid-infra stacks, as code: read config, the stack files and the
+policy pack's version, plan each stack's settings, declare them. The decisions live in
+`stack_deployments`; which identity a run gets, in `identity`."""
 
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ from stack_deployments import BRANCH_OF, declare, load, plan  # noqa: E402  (nee
 
 stack_files = {stack: PROGRAM / f"Pulumi.{stack}.yaml" for stack in BRANCH_OF}
 documents = {s: yaml.safe_load(f.read_text()) or {} for s, f in stack_files.items() if f.is_file()}
+# The pack version the trunk carries is the one every stack requires.
+pack = yaml.safe_load((PROGRAM / "policy" / "PulumiPolicy.yaml").read_text())
+policy_version = str(pack["version"])
 config = load()
-for name, value in declare(config, plan(config, documents)).items():
+for name, value in declare(config, plan(config, documents), policy_version).items():
     pulumi.export(name, value)

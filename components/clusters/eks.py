@@ -22,6 +22,9 @@ from model.kubeconfig import eks_kubeconfig
 
 CLUSTER_POLICIES = ("arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",)
 ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+# Read-only, like Kubernetes' user-facing `view` role
+# (https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html).
+VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -35,6 +38,8 @@ class EksClusterArgs:
     aws: AwsConfig
     on_prem: OnPremConfig
     """Its Direct Connect ranges reach the private API server."""
+    viewer_roles: tuple[str, ...] = ()
+    """IAM roles that only preview (the Deployments and CI reader identities): view access."""
 
 
 class EksCluster(pulumi.ComponentResource):
@@ -52,7 +57,8 @@ class EksCluster(pulumi.ComponentResource):
         self.cluster = self._control_plane(name, args, child)
         access = [
             *self._api_from_on_prem(name, args.on_prem, child),
-            *self._admins(name, args.aws.cluster_admin_roles, child),
+            *self._grant(name, "admin", args.aws.cluster_admin_roles, ADMIN_POLICY, child),
+            *self._grant(name, "viewer", args.viewer_roles, VIEW_POLICY, child),
         ]
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -178,14 +184,20 @@ class EksCluster(pulumi.ComponentResource):
             for cidr in on_prem.dx_cidrs
         ]
 
-    def _admins(
-        self, name: str, roles: tuple[str, ...], opts: pulumi.ResourceOptions
+    def _grant(
+        self,
+        name: str,
+        kind: str,
+        roles: tuple[str, ...],
+        policy: str,
+        opts: pulumi.ResourceOptions,
     ) -> list[pulumi.Resource]:
         """With `authentication_mode="API"` only access entries authenticate: the creator alone
-        would be admin, and every other preview or deploy role would get 401."""
+        would be admin, and every other preview or deploy role would get 401. Each role gets an
+        entry and `policy` over the whole cluster."""
         granted: list[pulumi.Resource] = []
         for role in roles:
-            key = f"{name}-admin-{role.rsplit('/', 1)[-1]}"
+            key = f"{name}-{kind}-{role.rsplit('/', 1)[-1]}"
             entry = aws.eks.AccessEntry(
                 key, cluster_name=self.cluster.name, principal_arn=role, type="STANDARD", opts=opts
             )
@@ -194,7 +206,7 @@ class EksCluster(pulumi.ComponentResource):
                     key,
                     cluster_name=self.cluster.name,
                     principal_arn=entry.principal_arn,
-                    policy_arn=ADMIN_POLICY,
+                    policy_arn=policy,
                     access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
                     opts=opts,
                 )

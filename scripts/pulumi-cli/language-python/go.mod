@@ -2,8 +2,6 @@ module hybrid-infra/pulumi-language-python
 
 go 1.26.6
 
-replace golang.org/x/text => golang.org/x/text v0.3.6
-
 require (
 	github.com/Microsoft/go-winio v0.5.2 // indirect
 	github.com/ProtonMail/go-crypto v0.0.0-20221026131551-cf6655e29de4 // indirect
