@@ -40,6 +40,7 @@ A cluster that hosts Prods must say `prometheus-operator` (model.rules)."""
 ProdName = Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 KubeVersion = Annotated[str, Field(pattern=r"^1\.\d{2}$")]
+RoleArn = Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$")]
 DnsName = Annotated[str, Field(pattern=r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")]
 
 
@@ -77,12 +78,13 @@ class AwsConfig(Model):
     subnet_ids: Annotated[
         tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...], Field(min_length=2)
     ]
-    cluster_admin_roles: tuple[
-        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$")],
-        ...,
-    ] = ()
-    """IAM roles that preview and deploy (Deployments, the CI workflow, operators): EKS clusters
-    authenticate by access entries only, so these get cluster admin on every EKS cluster."""
+    cluster_admin_roles: tuple[RoleArn, ...] = ()
+    """IAM roles that deploy (the update identities of Deployments and the CI workflow,
+    operators): EKS clusters authenticate by access entries only, so these get cluster admin on
+    every EKS cluster."""
+    cluster_viewer_roles: tuple[RoleArn, ...] = ()
+    """IAM roles that only preview, refresh and verify (the reader identities,
+    docs/delivery.md): `AmazonEKSViewPolicy` on every EKS cluster, never admin."""
 
 
 class OnPremConfig(Model):

@@ -78,9 +78,18 @@ def problems(config: StackConfig, today: date) -> list[str]:
     if eks and config.aws is not None and not config.aws.cluster_admin_roles:
         problems.append(
             f"{PROJECT}:aws.clusterAdminRoles: the EKS clusters ({', '.join(eks)}) admit only IAM "
-            "principals with an access entry; name the roles that preview and deploy this stack "
+            "principals with an access entry; name the roles that deploy this stack "
             "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
         )
+    if config.aws is not None:
+        for role in sorted(
+            set(config.aws.cluster_admin_roles) & set(config.aws.cluster_viewer_roles)
+        ):
+            problems.append(
+                f"{PROJECT}:aws.clusterViewerRoles: {role} is also in aws.clusterAdminRoles; "
+                "a reader identity must not hold cluster admin (docs/delivery.md): keep it in one "
+                "list"
+            )
     for name, prod in config.prods.items():
         if prod.cluster not in clusters:
             problems.append(

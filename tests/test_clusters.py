@@ -110,10 +110,12 @@ def test_eks_api_servers_admit_https_from_every_direct_connect_range(prod):
             assert rule.inputs["securityGroupId"] == f"sg-{name}"  # the one EKS made
 
 
-def test_every_configured_role_is_an_eks_admin_and_only_those(prod):
-    """With authentication_mode API only access entries authenticate: each role that previews
-    or deploys gets an entry and the cluster-admin policy, before the cluster's provider is used."""
-    roles = raw_of()["aws"]["clusterAdminRoles"]
+def test_every_configured_role_is_an_eks_admin_or_viewer_and_only_those(prod):
+    """With authentication_mode API only access entries authenticate: each role that deploys
+    gets an entry and the cluster-admin policy, each reader the view policy, before the
+    cluster's provider is used."""
+    admins, viewers = raw_of()["aws"]["clusterAdminRoles"], raw_of()["aws"]["clusterViewerRoles"]
+    policy = "arn:aws:eks::aws:cluster-access-policy/AmazonEKS{}Policy"
     for name in ("A-eks", "B"):
         below = descendants(prod, component(prod, name))
         (cluster,) = below.of_type(EKS_CLUSTER)
@@ -123,24 +125,27 @@ def test_every_configured_role_is_an_eks_admin_and_only_those(prod):
         }
         entries = below.of_type(EKS_ACCESS_ENTRY)
         grants = below.of_type(EKS_ACCESS_POLICY)
-        assert sorted(e.inputs["principalArn"] for e in entries) == sorted(roles)
-        assert sorted(g.inputs["principalArn"] for g in grants) == sorted(roles)
-        assert {g.inputs["policyArn"] for g in grants} == {
-            "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+        assert sorted(e.inputs["principalArn"] for e in entries) == sorted(admins + viewers)
+        assert {g.inputs["principalArn"]: g.inputs["policyArn"] for g in grants} == {
+            **{role: policy.format("ClusterAdmin") for role in admins},
+            **{role: policy.format("View") for role in viewers},
         }
         (provider,) = below.of_type(KUBERNETES_PROVIDER)
         assert {g.urn for g in grants} <= set(provider.dependencies)
 
 
-def test_each_stack_admits_its_own_deployments_role_on_eks():
-    """The role Pulumi Deployments assumes for a stack (deployments/Pulumi.main.yaml) must be an
-    EKS admin in that stack, or every deployment gets 401 from the clusters it creates."""
+def test_each_stack_admits_its_own_deployments_roles_on_eks():
+    """The update role Pulumi Deployments assumes for a stack (deployments/Pulumi.main.yaml)
+    must be an EKS admin in that stack, and its reader role a viewer and never an admin, or
+    every deployment or preview gets 401 from the clusters the stack creates."""
     with open("deployments/Pulumi.main.yaml") as file:
         deployments = yaml.safe_load(file)["config"]
     for stack, settings in deployments["hybrid-infra-deployments:stacks"].items():
         config, _ = stack_config(stack)
-        roles = json.loads(config[NS + "aws"]).get("clusterAdminRoles", [])
-        assert settings["aws"]["roleArn"] in roles, stack
+        aws = json.loads(config[NS + "aws"])
+        assert settings["aws"]["roleArn"] in aws.get("clusterAdminRoles", []), stack
+        assert settings["reader"]["aws"]["roleArn"] in aws.get("clusterViewerRoles", []), stack
+        assert settings["reader"]["aws"]["roleArn"] not in aws.get("clusterAdminRoles", []), stack
 
 
 def test_eks_without_admin_roles_is_a_config_error():
@@ -150,8 +155,20 @@ def test_eks_without_admin_roles_is_a_config_error():
         parse(raw)
     assert error.value.problems == [
         "hybrid-infra:aws.clusterAdminRoles: the EKS clusters (B, A-eks) admit only IAM "
-        "principals with an access entry; name the roles that preview and deploy this stack "
+        "principals with an access entry; name the roles that deploy this stack "
         "(Pulumi Deployments, the CI workflow), or they get 401 from the Kubernetes API"
+    ]
+
+
+def test_a_role_that_is_both_admin_and_viewer_is_a_config_error():
+    raw = raw_of()
+    admin = raw["aws"]["clusterAdminRoles"][0]
+    raw["aws"]["clusterViewerRoles"] = [admin]
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        f"hybrid-infra:aws.clusterViewerRoles: {admin} is also in aws.clusterAdminRoles; "
+        "a reader identity must not hold cluster admin (docs/delivery.md): keep it in one list"
     ]
 
 

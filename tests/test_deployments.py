@@ -488,7 +488,8 @@ def test_the_verify_run_reads_the_platform_as_the_reader(result, tmp_path):
 
 
 def test_the_reader_identity_is_an_eks_viewer_and_never_an_admin():
-    """mocks: the program's shape. The reader can list and read (AmazonEKSViewPolicy); the
+    """mocks: the program's shape. The reader that Deployments uses for prod's previews is one
+    of prod's `aws.clusterViewerRoles`: it can list and read (AmazonEKSViewPolicy); the
     cluster-admin policy goes to the configured admin roles only."""
     from components.clusters.eks import ADMIN_POLICY, VIEW_POLICY, EksCluster, EksClusterArgs
 
@@ -508,8 +509,7 @@ def test_the_reader_identity_is_an_eks_viewer_and_never_an_admin():
 
     @pulumi.runtime.test
     def build() -> None:
-        args = EksClusterArgs(spec, config.aws, config.on_prem, viewer_roles=(READER_ROLE,))
-        EksCluster("B", args)
+        EksCluster("B", EksClusterArgs(spec, config.aws, config.on_prem))
 
     def go() -> None:
         pulumi.runtime.set_mocks(Mocks(), project="hybrid-infra", stack="prod", preview=False)
@@ -517,6 +517,8 @@ def test_the_reader_identity_is_an_eks_viewer_and_never_an_admin():
 
     contextvars.Context().run(go)
     assert grants[READER_ROLE] == VIEW_POLICY
+    viewers = {role for role, policy in grants.items() if policy == VIEW_POLICY}
+    assert viewers == set(config.aws.cluster_viewer_roles)
     assert VIEW_POLICY.endswith("/AmazonEKSViewPolicy")
     admins = {role for role, policy in grants.items() if policy == ADMIN_POLICY}
     assert admins == set(config.aws.cluster_admin_roles)

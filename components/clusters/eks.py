@@ -38,8 +38,6 @@ class EksClusterArgs:
     aws: AwsConfig
     on_prem: OnPremConfig
     """Its Direct Connect ranges reach the private API server."""
-    viewer_roles: tuple[str, ...] = ()
-    """IAM roles that only preview (the Deployments and CI reader identities): view access."""
 
 
 class EksCluster(pulumi.ComponentResource):
@@ -58,7 +56,7 @@ class EksCluster(pulumi.ComponentResource):
         access = [
             *self._api_from_on_prem(name, args.on_prem, child),
             *self._grant(name, "admin", args.aws.cluster_admin_roles, ADMIN_POLICY, child),
-            *self._grant(name, "viewer", args.viewer_roles, VIEW_POLICY, child),
+            *self._grant(name, "viewer", args.aws.cluster_viewer_roles, VIEW_POLICY, child),
         ]
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
