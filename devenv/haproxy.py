@@ -347,6 +347,10 @@ def _serve_prod(
     drops = [0]
 
     class Handler(BaseHTTPRequestHandler):
+        # Buffered, flushed once per answer: a Prod killed while answering has sent all of an
+        # answer or none of it (which HAProxy may retry), never headers without their body.
+        wbufsize = 1 << 16
+
         def setup(self) -> None:
             if isinstance(self.request, ssl.SSLSocket):
                 # In the connection's own thread: a client that never finishes its handshake

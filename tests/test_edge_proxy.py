@@ -238,7 +238,7 @@ class Load:
         while not self.stop.is_set():
             try:
                 got = ask(self.port, {"X-Hybrid-Segment": self.segment}, timeout=30).prod
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
                 got = f"failed: {error!r}"
             self.answers.append((time.monotonic(), got))
 
