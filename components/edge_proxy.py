@@ -22,6 +22,11 @@ the first thing evicted under node pressure), spread over nodes, and have a live
 HAProxy answers itself (`model.edge_config.liveness_frontend`), distinct from readiness on the
 traffic port.
 
+**The CA of `edge.tls`** (the proxies verify the Prods they reach on other clusters with it) is a
+Secret named by its content like the configuration, immutable, and mounted read-only at
+`model.edge_config.CA_FILE`: HAProxy reads it only when it starts, so a new CA is a new Secret,
+which rolls the Pods onto it.
+
 **The Service is internal by default**, with each cloud's annotation
 (`model.service_exposure`), and admits `edge.sourceRanges` only when they are given.
 """
@@ -31,15 +36,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pydantic import SecretStr
 
-from model.config import Edge
-from model.edge_config import LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
+from model.config import Edge, EdgeTls
+from model.edge_config import CA_FILE, LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
 from model.fleet import ClusterKind
 from model.service_exposure import load_balancer_annotations
+from model.stackfile import SECRET_PLACEHOLDER
 
 CONFIG_KEY = "haproxy.cfg"
 CONFIG_PREFIX = "edge-proxy-"
@@ -61,6 +69,7 @@ def edge_settings(edge: Edge, cluster: str, addresses: Mapping[str, str]) -> Edg
         cluster=cluster,
         addresses={**addresses, **edge.addresses},
         trusted_sources=edge.trusted_sources,
+        ca_file=CA_FILE if edge.tls else None,
     )
 
 
@@ -104,7 +113,8 @@ class EdgeProxy(pulumi.ComponentResource):
             immutable=True,
             opts=child,
         )
-        self._deployment(name, args, meta, config, child)
+        ca = _ca_secret(name, args.namespace, args.edge.tls, child) if args.edge.tls else None
+        self._deployment(name, args, meta, config, child, ca)
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-budget",
             metadata=meta,
@@ -123,6 +133,7 @@ class EdgeProxy(pulumi.ComponentResource):
         meta: ObjectMetaArgs,
         config: k8s.core.v1.ConfigMap,
         opts: pulumi.ResourceOptions,
+        ca: k8s.core.v1.Secret | None = None,
     ) -> k8s.apps.v1.Deployment:
         """The volume names the configuration's ConfigMap: a new configuration rolls the Pods."""
         return k8s.apps.v1.Deployment(
@@ -149,7 +160,8 @@ class EdgeProxy(pulumi.ComponentResource):
                                 config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
                                     name=config.metadata.name
                                 ),
-                            )
+                            ),
+                            *_ca_volumes(ca),
                         ],
                     ),
                 ),
@@ -212,9 +224,51 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             )
         ),
         volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="config", mount_path="/usr/local/etc/haproxy")
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path="/usr/local/etc/haproxy"),
+            *_ca_mounts(edge),
         ],
     )
+
+
+CA_PREFIX = "edge-proxy-tls-ca-"
+CA_VOLUME = "tls-ca"
+
+
+def _ca_secret(
+    name: str, namespace: pulumi.Input[str], tls: EdgeTls, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Secret:
+    """The CA of `edge.tls`, named by its content: a new CA is a new Secret, and rolls the Pods."""
+    pem = _ca_pem(tls)
+    return k8s.core.v1.Secret(
+        f"{name}-tls-ca",
+        metadata=ObjectMetaArgs(
+            name=content_name(CA_PREFIX, pem), namespace=namespace, labels=LABELS
+        ),
+        string_data={PurePosixPath(CA_FILE).name: pulumi.Output.secret(pem)},
+        immutable=True,
+        opts=opts,
+    )
+
+
+def _ca_pem(tls: EdgeTls) -> str:
+    """The CA as the engine decrypted it. `tools.synth` holds no stack key and passes a
+    `secure:` value as it is: the Secret then holds the placeholder, marked secret, as every
+    secure value does there."""
+    return tls.ca.get_secret_value() if isinstance(tls.ca, SecretStr) else SECRET_PLACEHOLDER
+
+
+def _ca_volumes(ca: k8s.core.v1.Secret | None) -> list[k8s.core.v1.VolumeArgs]:
+    if ca is None:
+        return []
+    source = k8s.core.v1.SecretVolumeSourceArgs(secret_name=ca.metadata.name)
+    return [k8s.core.v1.VolumeArgs(name=CA_VOLUME, secret=source)]
+
+
+def _ca_mounts(edge: Edge) -> list[k8s.core.v1.VolumeMountArgs]:
+    if edge.tls is None:
+        return []
+    directory = str(PurePosixPath(CA_FILE).parent)
+    return [k8s.core.v1.VolumeMountArgs(name=CA_VOLUME, mount_path=directory, read_only=True)]
 
 
 def _spread() -> list[k8s.core.v1.TopologySpreadConstraintArgs]:

@@ -6,6 +6,8 @@
   again on the same port. It answers `/` with its name, and headers saying which segment
   header and cookie reached it; its health path with 200, every other path with 404, but
   `/_drop`, on which it hangs up without an answer (as a Prod that dies with a request in hand).
+  Given a certificate (`devenv.pki`), it serves HTTPS only, as a TLS endpoint on another
+  cluster does, and records for each request the TLS version and the SNI it came with.
 - `Resolver`: a DNS server that answers every A query with 127.0.0.1 (the cluster's DNS).
 - `Edge`: `haproxy -W` (master-worker) on a rendered configuration; `apply` again reloads it.
 - `ask`: one request through the edge, from a given local source address.
@@ -14,7 +16,8 @@ Run one Prod by hand::
 
     python -m devenv.haproxy prod --name A-1 --health-path /ready
 
-It prints one line, ``PROD_READY <port>``, once it serves.
+It prints one line, ``PROD_READY <port>``, once it serves; with ``--cert B-1.crt --key B-1.key``
+it serves HTTPS only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -36,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devenv.pki import Issued
 from devenv.processes import free_port, stop
 from model.placement import Fallbacks, Placement, Route
 
@@ -45,13 +50,30 @@ SEEN_SEGMENT = "X-Seen-Segment"
 SEEN_COOKIE = "X-Seen-Cookie"
 
 
-class ProdProcess:
-    """One Prod in a child process, on a port it keeps across restarts."""
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One request as a Prod received it: its path and Host, and over TLS its version and SNI."""
 
-    def __init__(self, name: str, health_path: str = "/healthz", backlog: int = 16) -> None:
+    path: str
+    host: str
+    tls: str = ""
+    sni: str = ""
+
+
+class ProdProcess:
+    """One Prod in a child process, on a port it keeps across restarts; HTTPS with `tls`."""
+
+    def __init__(
+        self,
+        name: str,
+        health_path: str = "/healthz",
+        backlog: int = 16,
+        tls: Issued | None = None,
+    ) -> None:
         self.name = name
         self.health_path = health_path
         self.backlog = backlog
+        self.tls = tls
         self.port = 0
         self.proc: subprocess.Popen[str] | None = None
         self.start()
@@ -62,6 +84,8 @@ class ProdProcess:
         command = [sys.executable, "-m", "devenv.haproxy", "prod", "--name", self.name]
         command += ["--health-path", self.health_path, "--port", str(self.port)]
         command += ["--backlog", str(self.backlog)]
+        if self.tls is not None:
+            command += ["--cert", str(self.tls.cert), "--key", str(self.tls.key)]
         self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
@@ -90,16 +114,30 @@ class ProdProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def seen(self) -> list[Seen]:
+        """Every request it has received (health checks and users'), in order."""
+        return [Seen(**request) for request in self._read("/_seen")]
+
     def check_hosts(self) -> list[str]:
         """The `Host` headers its health checks came with, in order."""
-        return list(self._read("/_hosts"))
+        return [r.host for r in self.seen() if r.path == self.health_path]
 
     def drops(self) -> int:
         """How many requests to `/_drop` it has hung up on without an answer."""
         return int(self._read("/_drops"))
 
     def _read(self, path: str) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        """The test's own look inside the Prod: over TLS, whatever certificate it serves."""
+        conn: http.client.HTTPConnection
+        if self.tls is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        else:
+            unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            unverified.check_hostname = False
+            unverified.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=5, context=unverified
+            )
         try:
             conn.request("GET", path)
             return json.loads(conn.getresponse().read())
@@ -110,11 +148,18 @@ class ProdProcess:
 class Prods:
     """Several Prods by name; `stop` ends every one of them."""
 
-    def __init__(self, names: list[str], health_path: str = "/healthz", backlog: int = 16) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        health_path: str = "/healthz",
+        backlog: int = 16,
+        tls: Mapping[str, Issued] | None = None,
+    ) -> None:
+        """`tls`: the Prods that serve HTTPS, each with its certificate."""
         self.by_name: dict[str, ProdProcess] = {}
         try:
             for name in names:
-                self.by_name[name] = ProdProcess(name, health_path, backlog)
+                self.by_name[name] = ProdProcess(name, health_path, backlog, (tls or {}).get(name))
         except BaseException:
             self.stop()
             raise
@@ -295,17 +340,37 @@ def loopback_routing(
 # --- the Prod process ---------------------------------------------------------------------
 
 
-def _serve_prod(name: str, health_path: str, port: int, backlog: int) -> None:
-    hosts: list[str] = []
+def _serve_prod(
+    name: str, health_path: str, port: int, backlog: int, tls: ssl.SSLContext | None
+) -> None:
+    seen: list[dict[str, str]] = []
     drops = [0]
 
     class Handler(BaseHTTPRequestHandler):
+        # Buffered, flushed once per answer: a Prod killed while answering has sent all of an
+        # answer or none of it (which HAProxy may retry), never headers without their body.
+        wbufsize = 1 << 16
+
+        def setup(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                # In the connection's own thread: a client that never finishes its handshake
+                # (or refuses the certificate) holds up no one else.
+                self.request.do_handshake()
+            super().setup()
+
         def do_GET(self) -> None:
+            if not self.path.startswith("/_"):
+                seen.append(
+                    {
+                        "path": self.path,
+                        "host": self.headers.get("Host", ""),
+                        **_tls_of(self.request),
+                    }
+                )
             if self.path == health_path:
-                hosts.append(self.headers.get("Host", ""))
                 self._answer(200, b"ok")
-            elif self.path == "/_hosts":
-                self._answer(200, json.dumps(hosts).encode())
+            elif self.path == "/_seen":
+                self._answer(200, json.dumps(seen).encode())
             elif self.path == "/_drop":
                 drops[0] += 1
                 self.close_connection = True  # hang up with no answer
@@ -340,13 +405,43 @@ def _serve_prod(name: str, health_path: str, port: int, backlog: int) -> None:
         daemon_threads = True
         request_queue_size = backlog
 
+        def get_request(self) -> tuple[socket.socket, Any]:
+            connection, client = super().get_request()
+            if tls is None:
+                return connection, client
+            return tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            ), client
+
         def handle_error(self, *_: object) -> None:
-            return  # health checks and killed clients hang up
+            return  # health checks and killed clients hang up, refused handshakes end here
 
     server = Server(("127.0.0.1", port), Handler)
     print(f"PROD_READY {server.server_address[1]}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     server.serve_forever()
+
+
+SNI = "_hybrid_infra_sni"
+"""Where the handshake leaves the name the client asked for, on the connection itself."""
+
+
+def _serving_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember(connection: Any, name: str | None, _: ssl.SSLContext) -> None:
+        setattr(connection, SNI, name or "")
+
+    context.sni_callback = remember
+    return context
+
+
+def _tls_of(connection: Any) -> dict[str, str]:
+    """The TLS version and SNI of a connection; nothing for plain TCP."""
+    if not isinstance(connection, ssl.SSLSocket):
+        return {}
+    return {"tls": connection.version() or "", "sni": getattr(connection, SNI, "")}
 
 
 def main() -> None:
@@ -357,8 +452,11 @@ def main() -> None:
     prod.add_argument("--health-path", default="/healthz")
     prod.add_argument("--port", type=int, default=0)
     prod.add_argument("--backlog", type=int, default=16)
+    prod.add_argument("--cert", help="serve HTTPS with this certificate (PEM) ...")
+    prod.add_argument("--key", help="... and its key")
     args = parser.parse_args()
-    _serve_prod(args.name, args.health_path, args.port, args.backlog)
+    tls = _serving_context(args.cert, args.key) if args.cert else None
+    _serve_prod(args.name, args.health_path, args.port, args.backlog, tls)
 
 
 if __name__ == "__main__":

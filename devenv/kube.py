@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
 import secrets
 import signal
@@ -42,12 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from devenv import processes
+from devenv.pki import ThrowawayCa, key_pem, private_key, write_secret
 from devenv.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,67 +88,24 @@ class Credentials:
 
 
 def write_credentials(workdir: Path) -> Credentials:
-    def private_key() -> rsa.RSAPrivateKey:
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-    def pem(key: rsa.RSAPrivateKey) -> bytes:
-        return key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, server_key, sa_key = private_key(), private_key(), private_key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hybrid-infra local CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
+    ca = ThrowawayCa(workdir / "ca.crt", "hybrid-infra local CA")
+    server = ca.issue(
+        workdir / "apiserver",
+        "kube-apiserver",
+        ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+        ["127.0.0.1", "10.96.0.1"],
     )
-    names = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
-    import ipaddress
-
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(n) for n in names]
-                + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                + [x509.IPAddress(ipaddress.ip_address("10.96.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    token = secrets.token_hex(16)
+    return Credentials(
+        ca=ca.cert,
+        cert=server.cert,
+        key=server.key,
+        service_account_key=write_secret(workdir / "sa.key", key_pem(private_key())),
+        token=token,
+        token_file=write_secret(
+            workdir / "tokens.csv", f'{token},admin,admin,"system:masters"\n'.encode()
+        ),
     )
-    paths = Credentials(
-        ca=workdir / "ca.crt",
-        cert=workdir / "apiserver.crt",
-        key=workdir / "apiserver.key",
-        service_account_key=workdir / "sa.key",
-        token=secrets.token_hex(16),
-        token_file=workdir / "tokens.csv",
-    )
-    paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths.cert.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(pem(server_key))
-    paths.service_account_key.write_bytes(pem(sa_key))
-    paths.token_file.write_text(f'{paths.token},admin,admin,"system:masters"\n')
-    for secret in (paths.key, paths.service_account_key, paths.token_file):
-        secret.chmod(0o600)
-    return paths
 
 
 def kubeconfig(name: str, server: str, ca: Path, token: str) -> str:

@@ -16,6 +16,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
+from cryptography import x509
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,6 +26,7 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -415,6 +417,48 @@ def _cidr(value: Any) -> Any:
 Cidr = Annotated[IPvAnyNetwork, BeforeValidator(_cidr)]
 
 
+class EdgeTls(Model):
+    """TLS, verified, from each edge proxy to the Prods it reaches on other clusters."""
+
+    ca: SecretStr | EncryptedValue
+    """The CA certificate (PEM; several during a rotation) that signs what each address in
+    `edge.addresses` serves. A stack secret:
+    `pulumi config set --secret --path 'hybrid-infra:edge.tls.ca' "$(cat ca.pem)"`."""
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_certificates(cls, ca: SecretStr | EncryptedValue) -> SecretStr | EncryptedValue:
+        if isinstance(ca, SecretStr):  # the release tools read it still encrypted
+            ca_certificates(ca.get_secret_value())
+        return ca
+
+
+def ca_certificates(pem: str) -> list[x509.Certificate]:
+    """The CA certificates of a PEM bundle; a server's certificate or a key in it is refused."""
+    if "PRIVATE KEY" in pem:
+        raise ValueError(
+            "holds a private key; give only the CA's certificate (its key stays where "
+            "certificates are signed)"
+        )
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise ValueError(
+            'not a PEM certificate (-----BEGIN CERTIFICATE-----); give the CA\'s, "$(cat ca.pem)"'
+        ) from None
+    for certificate in certificates:
+        try:
+            is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise ValueError(
+                f"{certificate.subject.rfc4514_string()} is not a CA (no basicConstraints "
+                "CA:TRUE); give the CA that signed the Prods' certificates"
+            )
+    return certificates
+
+
 class Edge(Model):
     """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
@@ -438,6 +482,9 @@ class Edge(Model):
     source_ranges: tuple[Cidr, ...] = ()
     """Client ranges the proxy's load balancer admits (`loadBalancerSourceRanges`); empty:
     every address that can reach it, which for an internal one is the private network."""
+    tls: EdgeTls | None = None
+    """With it, Prods on other clusters are reached over TLS at `addresses` (model.rules);
+    without it, in plaintext (docs/prods.md, "Encrypted across clusters")."""
 
 
 class Release(Model):

@@ -26,6 +26,11 @@ knows the user), works for API clients that keep no cookies, and is never stale 
   after the server may have seen it; any request is retried when the connection failed.
 - Health checks ask `healthPath` (from the routing table) with the `Host` the Prod expects:
   the host of the address the proxy reaches it at (its Service name on the same cluster).
+- Across clusters, with `ca_file` (`edge.tls`), a Prod is dialled over TLS: its certificate must
+  chain to that CA and name the host of its address (`verify required`, `verifyhost`), which is
+  also sent as SNI, and the health checks go the same way (`check-ssl`, `check-sni`). A Prod that
+  answers with any other certificate fails its checks and its handshakes, so it stays down and
+  gets no user. Prods on this cluster stay plaintext: that traffic never leaves the cluster.
 - The segment is believed only from `trusted_sources`; from any other source the header (and
   the segment cookie) is removed, so the request goes to the default segment and the Prod never
   sees a forged one. With no trusted source, no one chooses a segment.
@@ -43,6 +48,8 @@ from urllib.parse import urlsplit
 SEGMENT_HEADER = "X-Hybrid-Segment"
 PORT = 8080
 """Where the proxy listens (its Pod port; the Service maps 80 to it)."""
+CA_FILE = "/usr/local/etc/haproxy-tls/ca.crt"
+"""Where the proxy's Pod mounts the CA of `edge.tls` (a Secret, components/edge_proxy.py)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 IDEMPOTENT = ("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE")
 """RFC 9110 9.2.2: the methods a client or proxy may repeat after a failure."""
@@ -65,6 +72,8 @@ class EdgeSettings:
     """Prod → `host:port` at which a proxy on another cluster reaches it."""
     trusted_sources: Sequence[IPv4Network | IPv6Network] = ()
     """Where the segment header (or cookie) is believed from; from anywhere else it is removed."""
+    ca_file: str | None = None
+    """With it, Prods on other clusters are reached over TLS verified against this CA file."""
 
 
 def render(routing: Mapping[str, Any], settings: EdgeSettings) -> str:
@@ -151,11 +160,11 @@ def _segment_backend(
     if not routes:
         raise EdgeConfigError(f"segment {segment!r} has no route: no Prod would serve it")
     servers = [
-        (route, _address(segment, route, settings), backup)
+        (route, *_address(segment, route, settings), backup)
         for routes_of, backup in ((routes, False), (fallbacks, True))
         for route in routes_of
     ]
-    hosts = {_name(route): address.rpartition(":")[0] for route, address, _ in servers}
+    hosts = {_name(route): address.rpartition(":")[0] for route, address, *_ in servers}
     defaults = (
         f"    default-server check inter 2s fall 3 rise 2 slowstart {settings.slowstart_seconds}s"
         " resolvers cluster init-addr last,libc,none"
@@ -170,8 +179,10 @@ def _segment_backend(
         defaults,
     ]
     steady = any(not route.get("warming") for route in routes)
-    for route, address, backup in servers:
+    for route, address, elsewhere, backup in servers:
         server = f"    server {_name(route)} {address} weight {int(route['weight'])}"
+        if elsewhere and settings.ca_file:
+            server += _verified_tls(hosts[_name(route)], settings.ca_file)
         if backup:
             server += " backup"
         elif steady and route.get("warming"):
@@ -184,18 +195,31 @@ def _name(route: Mapping[str, Any]) -> str:
     return _UNSAFE.sub("_", str(route["prod"]))
 
 
-def _address(segment: str, route: Mapping[str, Any], settings: EdgeSettings) -> str:
-    """Where this proxy reaches the route's Prod: its Service here, `addresses` elsewhere."""
+def _address(segment: str, route: Mapping[str, Any], settings: EdgeSettings) -> tuple[str, bool]:
+    """Where this proxy reaches the route's Prod (its Service here, `addresses` elsewhere), and
+    whether that is on another cluster."""
     prod = str(route["prod"])
     if settings.cluster in (None, route.get("cluster", settings.cluster)):
-        return _host_port(route["endpoint"])
+        return _host_port(route["endpoint"]), False
     address = (settings.addresses or {}).get(prod, "")
     if not address:
         raise EdgeConfigError(
             f"segment {segment!r}: {prod} runs on {route['cluster']}, not on "
             f"{settings.cluster}, and has no address in edge.addresses"
         )
-    return address
+    return address, True
+
+
+def _verified_tls(host: str, ca_file: str) -> str:
+    """TLS to `host`: the certificate must chain to `ca_file` and name `host`, checks too.
+
+    HAProxy matches the certificate against the SNI when one is sent and against `verifyhost`
+    otherwise; both are the host, so neither traffic nor checks can accept another name.
+    """
+    return (
+        f" ssl verify required ca-file {ca_file} sni str({host}) verifyhost {host}"
+        f" check-ssl check-sni {host}"
+    )
 
 
 def _host_of(hosts: Mapping[str, str]) -> str:

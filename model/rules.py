@@ -13,10 +13,11 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import date
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, ip_address
 
 from model import fleet, kubernetes_versions
 from model.config import (
+    Edge,
     GkeClusterSpec,
     Listener,
     LoadBalancer,
@@ -132,8 +133,8 @@ def _check_edge(config: StackConfig) -> list[str]:
     """Users reach Prods through the edge proxy: it needs a default segment.
 
     Proxies reach a Prod on another cluster through the internal load balancer the program
-    gives it (`model.service_exposure`), so an address is never required; one that is given
-    overrides that load balancer and must name a Prod that other clusters route to.
+    gives it (`model.service_exposure`), so an address is required only with `edge.tls`; one
+    that is given overrides that load balancer and must name a Prod that other clusters route to.
     """
     if not config.prods:
         return []
@@ -169,7 +170,42 @@ def _check_edge(config: StackConfig) -> list[str]:
                 f"{PROJECT}:edge.addresses.{prod}: every Prod runs on one cluster, so no proxy "
                 f"reaches {prod} from another; remove the address"
             )
+    if config.edge.tls is not None:
+        problems.extend(_tls_addresses(config.edge, config, reached))
     return problems
+
+
+def _tls_addresses(edge: Edge, config: StackConfig, reached: frozenset[str]) -> list[str]:
+    """With `edge.tls`, every Prod that other clusters reach needs an address in
+    `edge.addresses`, by host name: the internal load balancer the program gives a Prod passes
+    TCP to its plaintext port, and the proxy sends the host as SNI and checks the certificate
+    against it, which an IP address cannot be."""
+    problems = []
+    for prod in sorted(reached):
+        address = edge.addresses.get(prod)
+        key = f"{PROJECT}:edge.addresses.{prod}"
+        if address is None:
+            problems.append(
+                f"{key}: edge.tls is set, so proxies on other clusters reach {prod} over TLS, "
+                "which its internal load balancer (TCP to the Prod's plaintext port) cannot "
+                f"serve; give the host:port of a TLS endpoint for {prod} on cluster "
+                f"{config.prods[prod].cluster}, with a certificate for that host signed by "
+                "edge.tls.ca"
+            )
+        elif _is_ip(host := address.rpartition(":")[0]):
+            problems.append(
+                f"{key}: with edge.tls the host must be a DNS name (the proxy sends it as SNI "
+                f"and checks the certificate against it), not the IP address {host}"
+            )
+    return problems
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")

@@ -3,7 +3,10 @@ the real `haproxy -c`, and run by the real HAProxy (Debian package) in front of 
 Prods, each its own process (`devenv/haproxy.py`): segments reach their Prods, unknown segments
 the default, a routing change reloads with no failed request, a Prod that just took the new
 version ramps up, a killed Prod's segment goes to its fallback with no failed request, checks
-ask the health path with the Host the Prod expects, and only trusted sources choose a segment.
+ask the health path with the Host the Prod expects, only trusted sources choose a segment, and
+with `edge.tls` a Prod on another cluster is reached over verified TLS while one presenting a
+certificate from another CA or for another name gets no request (Prods serving HTTPS with
+certificates from throwaway CAs, `devenv/pki.py`).
 A small DNS server (dnspython) stands in for the cluster's DNS."""
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pulumi.runtime import rpc
 
 from devenv.haproxy import (
     HAPROXY,
@@ -32,9 +37,11 @@ from devenv.haproxy import (
     ask,
     loopback_routing,
 )
+from devenv.pki import ThrowawayCa
 from devenv.processes import free_port
 from model.config import ConfigError, Prod, Segment
 from model.edge_config import (
+    CA_FILE,
     LIVENESS_PATH,
     EdgeConfigError,
     EdgeSettings,
@@ -43,8 +50,9 @@ from model.edge_config import (
 )
 from model.placement import fallbacks, place
 from model.stack import parse
+from model.stackfile import SECRET_PLACEHOLDER
 from tests.fixtures.program import raw_of, synth_with
-from tests.synthesis import CONFIGMAP, DEPLOYMENT, EDGE_PROXY, PDB, children_by_type
+from tests.synthesis import CONFIGMAP, DEPLOYMENT, EDGE_PROXY, PDB, SECRET, children_by_type
 from tools.synth import Synthesis, synthesize
 
 needs_haproxy = pytest.mark.skipif(
@@ -230,7 +238,7 @@ class Load:
         while not self.stop.is_set():
             try:
                 got = ask(self.port, {"X-Hybrid-Segment": self.segment}, timeout=30).prod
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
                 got = f"failed: {error!r}"
             self.answers.append((time.monotonic(), got))
 
@@ -529,3 +537,239 @@ def test_the_liveness_frontend_answers_while_every_prod_is_down(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- TLS to Prods on other clusters (edge.tls) -----------------------------------------------
+
+
+def across(
+    table: dict[str, Any], remote: dict[str, str], prods: Prods
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The table as the proxy on cluster A sees it: the Prods in `remote` ({prod: host}) run on
+    B and are reached at `host:<their port>`; every other Prod runs on A, here."""
+    for segment in table["segments"].values():
+        for route in segment["routes"] + segment["fallbacks"]:
+            route["cluster"] = "B" if route["prod"] in remote else "A"
+    return table, {prod: f"{host}:{prods.port(prod)}" for prod, host in remote.items()}
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[ThrowawayCa, ThrowawayCa]:
+    """The CA of `edge.tls`, and another that no proxy trusts."""
+    return (
+        ThrowawayCa(tmp_path / "ca.crt", "edge.tls CA"),
+        ThrowawayCa(tmp_path / "other-ca.crt", "some other CA"),
+    )
+
+
+def test_prods_on_other_clusters_are_dialled_over_verified_tls_and_prods_here_in_plaintext():
+    table = routing({"a": [("P1", 8080, 100)]}, {"a": [("P2", 0, 100)]})
+    table["segments"]["a"]["routes"][0]["cluster"] = "A"
+    table["segments"]["a"]["fallbacks"][0]["cluster"] = "B"
+    settings = EdgeSettings(
+        default_segment="a", cluster="A", addresses={"P2": "p2.b.example.net:8443"}
+    )
+    plain = servers_of(render(table, settings))["segment_a"]
+    assert " ssl" not in plain["P1"] and " ssl" not in plain["P2"]  # without edge.tls
+
+    servers = servers_of(render(table, replace(settings, ca_file="/tls/ca.crt")))["segment_a"]
+    assert servers["P1"] == "server P1 127.0.0.1:8080 weight 100"
+    assert servers["P2"] == (
+        "server P2 p2.b.example.net:8443 weight 100 ssl verify required ca-file /tls/ca.crt "
+        "sni str(p2.b.example.net) verifyhost p2.b.example.net "
+        "check-ssl check-sni p2.b.example.net backup"
+    )
+
+
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("ca.pem", "not a PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's, \"$(cat"),
+        ("server", "CN=p1.b.example.net is not a CA (no basicConstraints CA:TRUE); give the CA"),
+        ("ca+key", "holds a private key; give only the CA's certificate"),
+    ],
+)
+def test_an_edge_tls_ca_that_is_not_ca_certificates_is_a_config_error_naming_its_key(
+    pki, tmp_path, given, problem
+):
+    ca, _ = pki
+    server = ca.issue(tmp_path / "p1", "p1.b.example.net", ["p1.b.example.net"])
+    text = {
+        "ca.pem": "ca.pem",  # the file's name instead of "$(cat ca.pem)"
+        "server": server.cert.read_text(),
+        "ca+key": ca.cert.read_text() + server.key.read_text(),
+    }[given]
+    raw = raw_of()
+    raw["edge"]["tls"] = {"ca": text}
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (found,) = [p for p in error.value.problems if ".tls" in p]
+    assert found.startswith(f"hybrid-infra:edge.tls.ca: Value error, {problem}"), found
+    assert "BEGIN RSA PRIVATE KEY" not in str(error.value)
+
+
+def test_with_edge_tls_every_prod_reached_across_clusters_needs_an_address_by_host_name(pki):
+    """The Prods' own internal load balancers pass TCP to their plaintext port: with TLS, each
+    Prod another cluster may reach needs an address that serves TLS, named as its certificate."""
+    ca, _ = pki
+    raw = raw_of()
+    raw["edge"]["tls"] = {"ca": ca.cert.read_text()}
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert [p.split(":", 2)[1] for p in error.value.problems] == [
+        f"edge.addresses.{prod}" for prod in sorted(raw["prods"])
+    ]
+    assert error.value.problems[2] == (
+        "hybrid-infra:edge.addresses.B-1: edge.tls is set, so proxies on other clusters reach B-1 "
+        "over TLS, which its internal load balancer (TCP to the Prod's plaintext port) cannot "
+        "serve; give the host:port of a TLS endpoint for B-1 on cluster B, with a certificate "
+        "for that host signed by edge.tls.ca"
+    )
+    raw["edge"]["addresses"] = {p: f"{p.lower()}.prod.example.net:8443" for p in raw["prods"]}
+    raw["edge"]["addresses"]["C-1"] = "172.17.30.7:8443"
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:edge.addresses.C-1: with edge.tls the host must be a DNS name (the proxy "
+        "sends it as SNI and checks the certificate against it), not the IP address 172.17.30.7"
+    ]
+    raw["edge"]["addresses"]["C-1"] = "c-1.prod.example.net:8443"
+    assert parse(raw).edge.tls is not None
+    # The release tools read the stack file without its key: the value is still encrypted.
+    raw["edge"]["tls"] = {"ca": {"secure": "v1:Zm9v:YmFy"}}
+    assert parse(raw).edge.tls is not None
+
+
+def with_tls(ca: Any) -> Callable[[dict[str, Any]], None]:
+    """The prod stack with `edge.tls.ca` and a TLS address per Prod."""
+
+    def mutate(raw: dict[str, Any]) -> None:
+        raw["edge"]["tls"] = {"ca": ca}
+        raw["edge"]["addresses"] = {p: f"{p.lower()}.prod.example.net:8443" for p in raw["prods"]}
+
+    return mutate
+
+
+def secret_value(value: Any) -> Any:
+    assert rpc.is_rpc_secret(value), "the CA must reach the engine as a secret"
+    return value["value"]
+
+
+@needs_haproxy
+def test_each_proxy_mounts_the_ca_read_only_and_haproxy_accepts_its_tls_configuration(
+    pki, tmp_path
+):
+    """mocks: the program's shape. The configuration is checked by the real `haproxy -c` with
+    the CA the Secret holds, at the path the Pod mounts it (here a directory of the test's)."""
+    ca, _ = pki
+    pem = ca.cert.read_text()
+    result = synth_with(with_tls(pem))
+    for cluster in "ABC":
+        parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
+        secret = parts[SECRET].inputs
+        assert secret_value(secret["stringData"])["ca.crt"] == pem
+        assert secret["immutable"] is True
+        spec = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+        volume = next(v for v in spec["volumes"] if "secret" in v)
+        assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+        (container,) = spec["containers"]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == volume["name"])
+        assert mount == {
+            "name": volume["name"],
+            "mountPath": "/usr/local/etc/haproxy-tls",
+            "readOnly": True,
+        }
+        config = parts[CONFIGMAP].inputs["data"]["haproxy.cfg"]
+        servers = {n: line for b in servers_of(config).values() for n, line in b.items()}
+        for prod, line in servers.items():
+            here = prod.startswith(cluster)
+            assert (f" ssl verify required ca-file {CA_FILE} " in line) != here, line
+        mounted = tmp_path / cluster
+        mounted.mkdir()
+        (mounted / "ca.crt").write_text(secret_value(secret["stringData"])["ca.crt"])
+        path = tmp_path / f"{cluster}.cfg"
+        path.write_text(config.replace(CA_FILE, str(mounted / "ca.crt")))
+        check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True)
+        assert check.returncode == 0, check.stderr.decode()
+
+
+def test_a_new_ca_is_a_new_secret_and_rolls_the_proxies(pki):
+    """HAProxy reads its CA file once, when it starts: only new Pods would see a changed one."""
+    ca, other = pki
+
+    def mounted(result: Synthesis) -> str:
+        spec = children_by_type(result, EDGE_PROXY, "A-edge-proxy")[DEPLOYMENT].inputs["spec"]
+        return str(next(v for v in spec["template"]["spec"]["volumes"] if "secret" in v))
+
+    before = synth_with(with_tls(ca.cert.read_text()))
+    rotating = synth_with(with_tls(ca.cert.read_text() + other.cert.read_text()))
+    assert mounted(before) != mounted(rotating)
+
+
+def test_an_encrypted_ca_reaches_the_secret_as_the_placeholder_never_as_its_ciphertext():
+    """tools.synth holds no stack key: a `secure:` value stays encrypted there, as every secure
+    value does, and its ciphertext is never sent anywhere."""
+    ciphertext = "v1:q2VkZ2U=:dGxzLWNhLXBsYWNlaG9sZGVy"
+    result = synth_with(with_tls({"secure": ciphertext}))
+    secret = children_by_type(result, EDGE_PROXY, "B-edge-proxy")[SECRET].inputs
+    assert secret_value(secret["stringData"])["ca.crt"] == SECRET_PLACEHOLDER
+    assert all(ciphertext not in str(r.inputs) for r in result.resources)
+
+
+@needs_haproxy
+def test_the_edge_reaches_a_tls_prod_on_another_cluster_and_checks_it_over_tls_too(
+    edge, prods_of, pki, tmp_path
+):
+    """P1 runs on B and serves HTTPS only, with a certificate for its address from the CA of
+    edge.tls: users reach it, and it saw their requests and the health checks over TLS, with
+    its host name as SNI."""
+    ca, _ = pki
+    host = "p1.b.example.net"
+    prods = prods_of(["P1"], tls={"P1": ca.issue(tmp_path / "p1", host, [host])})
+    table, addresses = across(routing({"a": [("P1", 0, 100)]}), {"P1": host}, prods)
+    port = edge(table, cluster="A", addresses=addresses, ca_file=str(ca.cert))
+    until(lambda: ask(port, {"X-Hybrid-Segment": "a"}).prod, "P1")
+    time.sleep(2.5)  # at least one check after the first answer
+    seen = prods["P1"].seen()
+    users = [r for r in seen if r.path == "/"]
+    checks = [r for r in seen if r.path == "/healthz"]
+    assert users and checks
+    assert {(r.tls.startswith("TLSv1."), r.sni) for r in users + checks} == {(True, host)}
+    assert {r.host for r in checks} == {host}
+
+
+@needs_haproxy
+@pytest.mark.parametrize("wrong", ["another CA", "another name"])
+def test_a_prod_with_a_certificate_from_another_ca_or_for_another_name_never_gets_a_user(
+    edge, prods_of, pki, tmp_path, wrong
+):
+    """P1 on B presents a certificate the proxy must refuse; P3 on B a right one. Segment a
+    falls back to P2 (here), `alone` has only P1 and gets the edge's 503: P1 receives no
+    request at all, neither a user's nor a health check."""
+    ca, other = pki
+    p1, p3 = "p1.b.example.net", "p3.b.example.net"
+    # HAProxy matches the common name as well as the alternative names: both are wrong here.
+    signer, name = (other, p1) if wrong == "another CA" else (ca, "p9.b.example.net")
+    issued = {
+        "P1": signer.issue(tmp_path / "p1", name, [name]),
+        "P3": ca.issue(tmp_path / "p3", p3, [p3]),
+    }
+    prods = prods_of(["P1", "P2", "P3"], tls=issued)
+    table, addresses = across(
+        routing(
+            {"a": [("P1", 0, 100)], "alone": [("P1", 0, 100)], "good": [("P3", 0, 100)]},
+            {"a": [("P2", prods.port("P2"), 100)]},
+        ),
+        {"P1": p1, "P3": p3},
+        prods,
+    )
+    port = edge(table, cluster="A", addresses=addresses, ca_file=str(ca.cert))
+    until(lambda: ask(port, {"X-Hybrid-Segment": "good"}).prod, "P3")
+    answers = [ask(port, {"X-Hybrid-Segment": "a"}).prod for _ in range(10)]
+    # Until a check or a request has found the certificate wrong, P1 counts as up; HAProxy 2.6
+    # retries a refused handshake on the same server, so the request that finds out gets 503.
+    assert set(answers) <= {"P2", "HTTP 503"} and answers.count("HTTP 503") <= 1, answers
+    assert answers[-1] == "P2"
+    assert ask(port, {"X-Hybrid-Segment": "alone"}, timeout=30).status == 503
+    time.sleep(2.5)  # checks keep knocking, and keep being refused
+    assert prods["P1"].seen() == []
