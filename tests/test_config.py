@@ -9,6 +9,7 @@ import pytest
 from model import fleet
 from model.config import ConfigError
 from model.stack import parse
+from model.stackfile import ROOT
 from tests.fixtures.program import Mutation, config_with, raw_of
 from tests.synthesis import AWS_PROVIDER
 from tools.synth import ProgramFailed, stack_config, synthesize
@@ -37,10 +38,22 @@ def test_prod_is_protected_and_dev_is_not():
     assert "hybrid-infra:protect" not in dev
 
 
-def test_secure_values_are_secret_placeholders():
-    config, secret_keys = stack_config("prod")
+def test_secure_values_are_secret_placeholders(tmp_path):
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    text = text.replace("config:\n", "config:\n  openstack:password:\n    secure: v1:abc:def\n", 1)
+    (tmp_path / "Pulumi.prod.yaml").write_text(text)
+    config, secret_keys = stack_config("prod", tmp_path)
     assert "openstack:password" in secret_keys
     assert config["openstack:password"] == "[secret]"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_no_stack_file_holds_the_openstack_password(stack):
+    """Every run of a stack can decrypt its secrets, previews included, and the stack's password
+    would override the reader's clouds.yaml entry (docs/delivery.md): the credential comes from
+    the run's clouds.yaml only."""
+    config, _ = stack_config(stack)
+    assert "openstack:password" not in config
 
 
 def test_prod_has_three_clusters_a_twin_six_prods_and_a_redundant_segment():

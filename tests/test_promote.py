@@ -13,6 +13,8 @@ from tools.release.promote import PromotionRefused, main
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")
+# Each stack's own secret, as `pulumi config set --secret` writes it: never copied across.
+SECRETS = {"staging": "v1:hC3vJ2s1Qm0dZk9x:8Jp1", "prod": "v1:N2a9kW4pQx7rTz1b:Xq8H"}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -38,6 +40,10 @@ def edit(repo: Path, name: str, old: str, new: str, *, commit: bool = True) -> N
 def repo(tmp_path: Path) -> Path:
     for name in FILES:
         shutil.copy(ROOT / name, tmp_path / name)
+    for stack, secret in SECRETS.items():
+        path = tmp_path / f"Pulumi.{stack}.yaml"
+        secure = f"config:\n  gcp:credentials:\n    secure: {secret}\n"
+        path.write_text(path.read_text().replace("config:\n", secure, 1))
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", ".")
     git(tmp_path, "commit", "-qm", "stack files")
@@ -86,7 +92,7 @@ def test_promotion_moves_the_release_and_restarts_the_rollout(verified, capsys):
     ]
     after = (verified / "Pulumi.prod.yaml").read_text()
     assert after.splitlines()[:2] == before.splitlines()[:2]  # the header comments
-    assert "v1:N2a9kW4pQx7rTz1b" in after and "v1:hC3vJ2s1Qm0dZk9x" not in after  # own secret
+    assert SECRETS["prod"] in after and SECRETS["staging"] not in after  # its own secret
 
 
 def test_environment_specific_keys_never_move(verified):
@@ -95,7 +101,7 @@ def test_environment_specific_keys_never_move(verified):
     after = yaml.safe_load((verified / "Pulumi.prod.yaml").read_text())["config"]
     moved = {k for k in before if before[k] != after[k]}
     assert moved == {"hybrid-infra:release"}
-    for key in ("hybrid-infra:aws", "openstack:password", "hybrid-infra:tags", "hybrid-infra:app"):
+    for key in ("hybrid-infra:aws", "gcp:credentials", "hybrid-infra:tags", "hybrid-infra:app"):
         assert after[key] == before[key]
 
 
@@ -166,6 +172,10 @@ def test_uncommitted_edits_to_the_source_are_refused(repo, capsys):
 def test_outside_a_git_repository_is_refused(tmp_path):
     for name in FILES:
         shutil.copy(ROOT / name, tmp_path / name)
+    for stack, secret in SECRETS.items():
+        path = tmp_path / f"Pulumi.{stack}.yaml"
+        secure = f"config:\n  gcp:credentials:\n    secure: {secret}\n"
+        path.write_text(path.read_text().replace("config:\n", secure, 1))
     with pytest.raises(PromotionRefused, match="not a git repository"):
         promote.promote(tmp_path, "staging", "prod")
 
