@@ -341,7 +341,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         args = self.args
         mirrored, refused = without_management_ports(side.listeners)
         for reason in refused:
-            pulumi.log.warn(f"{args.lb_label}: {reason}; the twin does not carry it")
+            pulumi.log.warn(f"{args.lb_label}: {reason}; not mirrored")
         try:
             nlb_listeners = map_listeners(mirrored)
         except MappingError as error:

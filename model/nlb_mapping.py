@@ -127,8 +127,8 @@ def without_management_ports(
         if port is None and not behind:
             kept.append(listener)
             continue
-        what = f"port {port}" if port else f"members on port {', '.join(behind)}"
-        refused.append(f"listener {listener.name} ({what}): a management port never reaches a twin")
+        where = f"on {port}" if port else f"in front of members on {', '.join(behind)}"
+        refused.append(f"listener {listener.name} {where}: a twin never carries a management port")
     return kept, refused
 
 
