@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_network, summarize_address_range
 from typing import Any
 
@@ -773,16 +773,37 @@ def _admitted(grants: Iterable[Grant], port: int, transport: str) -> tuple[Addre
     return admitted, by
 
 
+@dataclass
+class Exposure:
+    """What one resource's rules help open to the world: which ports, to whom."""
+
+    ports: set[int] = field(default_factory=set)
+    admitted: Addresses = field(default_factory=Addresses)
+    unseen: set[str] = field(default_factory=set)
+
+    def message(self, names: Mapping[int, str]) -> str:
+        ports = ", ".join(f"{p} ({names[p]})" for p in sorted(self.ports))
+        blind = (
+            f"; {', '.join(sorted(self.unseen))} is not declared in this stack, so counts as anyone"
+            if self.unseen
+            else ""
+        )
+        return (
+            f"{ports} open to the world: the rules of its security group, ACL or firewall "
+            f"together admit {self.admitted.describe()}{blind}"
+        )
+
+
 def _exposures(
     grants: Iterable[Grant], ports: Mapping[int, str], filters: Set[str] | None = None
-) -> dict[str, tuple[list[int], Addresses, set[str]]]:
-    """Per resource URN whose rules open one of `ports` to the world: the ports, whom its
-    filter admits, and what that cannot see into."""
+) -> dict[str, Exposure]:
+    """Resource URN → what its rules, with the others of their filter, open to the world among
+    `ports` (on the `filters` given, else on all)."""
     by_filter: dict[str, list[Grant]] = defaultdict(list)
     for grant in grants:
         if filters is None or grant.filter in filters:
             by_filter[grant.filter].append(grant)
-    found: dict[str, tuple[list[int], Addresses, set[str]]] = {}
+    found: dict[str, Exposure] = defaultdict(Exposure)
     for group in by_filter.values():
         for port in ports:
             for transport in TRANSPORTS:
@@ -790,42 +811,21 @@ def _exposures(
                 if not admitted.is_world():
                     continue
                 for grant in by:
-                    opened, whom, unseen = found.setdefault(
-                        grant.resource.urn, ([], Addresses(), set())
-                    )
-                    if port not in opened:
-                        opened.append(port)
-                    found[grant.resource.urn] = (
-                        opened,
-                        whom | admitted,
-                        unseen | set(grant.unseen),
-                    )
+                    exposure = found[grant.resource.urn]
+                    exposure.ports.add(port)
+                    exposure.admitted = exposure.admitted | admitted
+                    exposure.unseen.update(grant.unseen)
     return found
-
-
-def _world_message(
-    opened: list[int], whom: Addresses, unseen: set[str], names: Mapping[int, str]
-) -> str:
-    ports = ", ".join(f"{p} ({names[p]})" for p in sorted(opened))
-    blind = (
-        f"; {', '.join(sorted(unseen))} is not declared in this stack, so counts as anyone"
-        if unseen
-        else ""
-    )
-    return (
-        f"{ports} open to the world: the rules of its security group, ACL or firewall together "
-        f"admit {whom.describe()}{blind}"
-    )
 
 
 def validate_no_open_management_ports(args: StackValidationArgs, report: ReportViolation) -> None:
     """Service ports may face the internet; management ports never do, whatever way the rules
     that open them are split."""
     found = _exposures(Stack(list(args.resources)).grants(), MANAGEMENT_PORTS)
-    for urn, (opened, whom, unseen) in found.items():
+    for urn, exposure in found.items():
         report(
-            f"{_world_message(opened, whom, unseen, MANAGEMENT_PORTS)}; allow the operators' "
-            "and Direct Connect CIDRs instead",
+            f"{exposure.message(MANAGEMENT_PORTS)}; allow the operators' and Direct Connect "
+            "CIDRs instead",
             urn,
         )
 
@@ -897,10 +897,10 @@ def validate_cluster_api_not_open_to_world(
                 "keep the endpoint private or list the operators' networks",
                 cluster.urn,
             )
-    for urn, (opened, whom, unseen) in _exposures(stack.grants(), API_PORT, api_groups).items():
+    for urn, exposure in _exposures(stack.grants(), API_PORT, api_groups).items():
         report(
-            f"{_world_message(opened, whom, unseen, API_PORT)}, on the security group of an "
-            "EKS control plane; allow the operators' and Direct Connect CIDRs instead",
+            f"{exposure.message(API_PORT)}, on the security group of an EKS control plane; "
+            "allow the operators' and Direct Connect CIDRs instead",
             urn,
         )
 
