@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_network, summarize_address_range
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -46,44 +47,13 @@ AWS_SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 AWS_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 OPENSTACK_RULE = "openstack:networking/secGroupRule:SecGroupRule"
 
-# Management ports: remote administration, data stores, the Kubernetes and OpenStack control
-# planes. Never open to the world (below); the program keeps them off every NLB twin. A copy of
-# model/management_ports.py, whose docstring gives the sources: a published pack imports nothing
-# of the project's (tests/test_policy.py checks that the two agree).
+# Management ports (remote administration, data stores, the Kubernetes and OpenStack control
+# planes), with the source of each group: never open to the world. The program reads the same
+# file to keep them off every NLB twin.
 MANAGEMENT_PORTS: Mapping[int, str] = {
-    22: "SSH",
-    23: "Telnet",
-    135: "Windows RPC",
-    445: "SMB",
-    3389: "RDP",
-    1433: "SQL Server",
-    1434: "SQL Server browser",
-    1521: "Oracle",
-    3306: "MySQL",
-    5432: "PostgreSQL",
-    5601: "OpenSearch Dashboards",
-    6379: "Redis",
-    9200: "OpenSearch",
-    9300: "OpenSearch transport",
-    11211: "Memcached",
-    27017: "MongoDB",
-    2379: "etcd",
-    2380: "etcd peer",
-    6443: "Kubernetes API",
-    10250: "kubelet",
-    10257: "kube-controller-manager",
-    10259: "kube-scheduler",
-    5000: "Keystone",
-    5672: "RabbitMQ",
-    8004: "Heat",
-    8774: "Nova",
-    8776: "Cinder",
-    8778: "Placement",
-    9292: "Glance",
-    9511: "Magnum",
-    9696: "Neutron",
-    9876: "Octavia",
-    35357: "Keystone admin",
+    int(port): name
+    for group in json.loads((Path(__file__).parent / "management-ports.json").read_text())["groups"]
+    for port, name in group["ports"].items()
 }
 
 # Resources that carry traffic: deleting one takes a service down. Prods are cattle by design

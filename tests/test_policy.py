@@ -661,8 +661,9 @@ def test_a_service_port_open_to_the_world_is_allowed(prod):
     assert of_policy(evaluate(prod), WORLD_POLICY) == []
 
 
-def test_the_policys_management_ports_are_the_programs():
+def test_the_policy_and_the_program_read_one_list_of_management_ports():
     assert dict(hp.MANAGEMENT_PORTS) == dict(MANAGEMENT_PORTS)
+    assert {22, 3389, 6443, 2379, 2380, 10250, 3306, 5432, 27017} <= set(MANAGEMENT_PORTS)
 
 
 def test_what_is_not_public_is_what_python_calls_not_global_multicast_or_reserved():
