@@ -330,6 +330,24 @@ def test_an_adopted_lb_keeps_its_management_listener_off_the_twin_and_off_the_in
     ) in result.logs
 
 
+def test_an_internal_twin_left_with_no_listener_is_never_healthy_in_dns(tmp_path):
+    """game-gw with only a 6443 listener: nothing is mirrored, and the NLB side of its record
+    must not look healthy (Route53 calls a CALCULATED threshold of 0 healthy)."""
+    catalog = catalog_with_listener(tmp_path, "game-gw", 6443, member_port=6443)
+    entries = json.loads(catalog.read_text())
+    (lb,) = [e for e in entries.values() if e["name"] == "game-gw"]
+    lb["listeners"] = [li for li in lb["listeners"] if li["protocol_port"] == 6443]
+    catalog.write_text(json.dumps(entries))
+    below = below_hlb(synth_with(lambda raw: None, octavia_catalog=catalog), "game-gw")
+    assert below.of_type(LISTENER) == []
+    check = one(below.of_type(HEALTH_CHECK), "game-gw-dns-nlb")
+    assert check.inputs["type"] == "CALCULATED"
+    assert (check.inputs["childHealthThreshold"], check.inputs.get("childHealthchecks", [])) == (
+        1,
+        [],
+    )
+
+
 def test_an_nlb_is_internal_unless_the_stack_file_says_internet_facing():
     """prod's api twin faces the internet because its entry says so; without it, internal,
     open to the VPC and Direct Connect only."""
