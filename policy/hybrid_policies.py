@@ -2,12 +2,14 @@
 
 Each rule is mandatory or advisory by what it protects:
 
-- mandatory: the failover path (NLB twin, sync, health checks, weights), the control plane's
-  exposure (management ports) and prod's traffic-carrying resources (protect);
+- mandatory: the failover path (NLB twin, sync, health checks, weights), what faces the world
+  (management ports and the Kubernetes API, however the rules that open them are split) and
+  prod's traffic-carrying resources (protect);
 - advisory: bookkeeping (cost tags), which must never block an emergency fix.
 
 The pack runs with the pack directory as its only project code (the CLI starts it there), so
-this module depends on `pulumi_policy` and the standard library, never on `components/`.
+this module depends on `pulumi_policy`, the standard library and the pack's own
+`management-ports.json`, never on `components/` or `model/`.
 Property names are the engine's wire names (camelCase), as the policies receive them.
 """
 
