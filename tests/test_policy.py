@@ -601,22 +601,16 @@ def test_gcp_firewalls_without_source_ranges_admit_the_world(prod):
         allows=[{"protocol": "tcp", "ports": ["22"]}],
     )
     assert of_policy(evaluate(tagged), WORLD_POLICY) == []
-    halves = added(
-        prod,
-        hp.GCP_FIREWALL,
-        "a",
-        network="default",
-        sourceRanges=[HALVES[0]],
-        allows=[{"protocol": "all"}],
-    )
-    halves = added(
-        halves,
-        hp.GCP_FIREWALL,
-        "b",
-        network="default",
-        sourceRanges=[HALVES[1]],
-        allows=[{"protocol": "tcp"}],
-    )
+    halves = prod
+    for name, half, protocol in (("a", HALVES[0], "all"), ("b", HALVES[1], "tcp")):
+        halves = added(
+            halves,
+            hp.GCP_FIREWALL,
+            name,
+            network="default",
+            sourceRanges=[half],
+            allows=[{"protocol": protocol}],
+        )
     assert urns_of(evaluate(halves), WORLD_POLICY) == {one(halves, "a").urn, one(halves, "b").urn}
     denied = added(
         open_,
