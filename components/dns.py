@@ -129,7 +129,9 @@ class WeightedFailover(pulumi.ComponentResource):
         NLB publishes HealthyHostCount per target group only (dimensions LoadBalancer and
         TargetGroup); an alarm on the LoadBalancer dimension alone never gets data. So one alarm
         per target group, each behind a CLOUDWATCH_METRIC check, and a CALCULATED check that is
-        healthy only while every group has a healthy host (a port with none is an outage).
+        healthy only while every group has a healthy host (a port with none is an outage). A twin
+        with no target group (every listener left off as a management port) is never healthy:
+        Route53 calls a threshold of 0 healthy, one above the children's count unhealthy.
         """
         checks = []
         for listener, suffix in sorted(args.target_group_arn_suffixes.items()):
@@ -163,7 +165,7 @@ class WeightedFailover(pulumi.ComponentResource):
             f"{name}-nlb",
             type="CALCULATED",
             child_healthchecks=[c.id for c in checks],
-            child_health_threshold=len(checks),
+            child_health_threshold=max(len(checks), 1),
             opts=opts,
         )
 

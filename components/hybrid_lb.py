@@ -28,6 +28,7 @@ from model.config import (
     LoadBalancer,
     OnPremConfig,
 )
+from model.management_ports import management_port
 from model.nlb_mapping import (
     POOL_TRANSPORT,
     UDP_TARGET_GROUPS,
@@ -36,6 +37,7 @@ from model.nlb_mapping import (
     NlbListener,
     OctaviaListener,
     map_listeners,
+    without_management_ports,
 )
 from model.octavia import LoadBalancer as OctaviaLoadBalancer
 from model.octavia import Monitor
@@ -62,6 +64,13 @@ class HybridLoadBalancerArgs:
     last_up: LastOutputs | None = None
     """The stack's outputs at its last `up`: an adopted LB that Octavia cannot describe now is
     mirrored as that up read it (its `octavia` output)."""
+
+    @property
+    def lb_label(self) -> str:
+        """The key that names the Octavia LB, with its id where the stack file has it."""
+        if self.spec.adopt is None or self.discovered:
+            return self.id_key
+        return f"{self.id_key} ({self.spec.adopt.loadbalancer_id})"
 
     @property
     def id_key(self) -> str:
@@ -221,6 +230,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                     pool_key=key,
                     pool_protocol=li.pool.protocol,
                     monitor=monitor,
+                    member_ports=tuple(m.port for m in li.pool.members),
                 )
             )
         return OctaviaSide(
@@ -266,6 +276,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                     pool_key=pool.id,
                     pool_protocol=pool.protocol,
                     monitor=pool.monitor,
+                    member_ports=tuple(pool.member_ports),
                 )
             )
         ports = {
@@ -306,11 +317,10 @@ class HybridLoadBalancer(pulumi.ComponentResource):
             description=f"{name}: Octavia VIP network and NLB subnets to member ports",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        sources = [self.args.on_prem.vip_network_cidr, *self.args.aws.vpc_cidrs]
-        if self.args.spec.nlb.preserve_client_ip:
-            sources.append(IPv4Network("0.0.0.0/0"))
+        private = [self.args.on_prem.vip_network_cidr, *self.args.aws.vpc_cidrs]
+        clients = [IPv4Network("0.0.0.0/0")] if self.args.spec.nlb.preserve_client_ip else []
         for transport, port in sorted(side.member_ports):
-            for cidr in sources:
+            for cidr in private if management_port(port) else [*private, *clients]:
                 openstack.networking.SecGroupRule(
                     f"{name}-members-{transport.lower()}-{port}-{cidr}".replace("/", "_"),
                     security_group_id=group.id,
@@ -329,8 +339,11 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         self, name: str, side: OctaviaSide
     ) -> tuple[aws.lb.LoadBalancer, dict[str, aws.lb.TargetGroup], list[pulumi.Input[dict]]]:
         args = self.args
+        mirrored, refused = without_management_ports(side.listeners)
+        for reason in refused:
+            pulumi.log.warn(f"{args.lb_label}: {reason}; not mirrored")
         try:
-            nlb_listeners = map_listeners(side.listeners)
+            nlb_listeners = map_listeners(mirrored)
         except MappingError as error:
             raise pulumi.RunError(f"{args.config_path}: {error}") from error
         carries_udp = [li.name for li in nlb_listeners if li.protocol in UDP_TARGET_GROUPS]
@@ -432,6 +445,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
                 cidr_blocks=[str(c) for c in args.on_prem.dx_cidrs],
             )
             for transport, port in sorted(side.member_ports)
+            if not management_port(port)
         ]
         return aws.ec2.SecurityGroup(
             f"{name}-nlb",

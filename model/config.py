@@ -154,7 +154,8 @@ class AdoptSpec(Model):
 
 
 class NlbOptions(Model):
-    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    scheme: Literal["internet-facing", "internal"] = "internal"
+    """Internal (the VPC and Direct Connect) unless the stack file says internet-facing."""
     deregistration_delay: Annotated[int, Field(ge=0, le=3600)] = 120
     preserve_client_ip: bool = False
     owns_target_groups: bool = False
@@ -257,6 +258,15 @@ class Discovery(Model):
     allow_moves: tuple[UUID, ...] = ()
     """Tagged LBs whose DNS name may move in this `up` although the stack protects its records
     (a record or zone tag change replaces both records); without it the move waits."""
+    allow_public: tuple[UUID, ...] = ()
+    """Tagged LBs whose twin may be internet-facing (`hybrid-infra/scheme=internet-facing`);
+    every other twin is internal."""
+    allow_zones: tuple[DnsName, ...] = ()
+    """Zones a `hybrid-infra/zone` tag may name besides `defaults.zone`."""
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return (self.defaults.zone, *self.allow_zones)
 
 
 # --- clusters -------------------------------------------------------------------------------

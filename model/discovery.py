@@ -9,16 +9,23 @@ Tags a service team sets (`openstack loadbalancer set --tag KEY=VALUE <lb>`):
 | `hybrid-infra/twin` | give this LB a twin (the marker; `discovery.tag`) | required |
 | `hybrid-infra/address=IP` | the VIP's public (floating) address for the record | required |
 | `hybrid-infra/record=LABEL` | the DNS label | the LB's name |
-| `hybrid-infra/zone=ZONE` | the Route53 zone | `defaults.zone` |
+| `hybrid-infra/zone=ZONE` | the Route53 zone (`defaults.zone`, `allowZones`) | `defaults.zone` |
 | `hybrid-infra/weights=O-N` | Octavia and NLB weights, e.g. `90-10` | `defaults.weights` |
 | `hybrid-infra/check-port=PORT` | the port Route53 checks | `defaults.checkPort` |
+| `hybrid-infra/scheme=SCHEME` | `internet-facing` for an LB in `allowPublic` | `internal` |
+
+The fence: a twin is internal unless the stack file lists its LB in `discovery.allowPublic`, its
+zone is one the stack file allows, and it never carries a management port
+(`model.nlb_mapping.without_management_ports`). A team asks; the stack file, which is reviewed,
+allows.
 
 Only the marker decides whether a twin exists. A tag value that cannot be used is replaced, with
 a warning naming the tag: by the value the last `up` used (`LastUp`, from the stack's own
 `discovered` output), else by the stack default. An LB is skipped only when neither exists, so a
 twin that the last `up` built is never removed by a typo. A twin keeps its name (its resources'
 identity) when the LB is renamed, and, in a stack that protects its records, keeps its DNS name
-until `discovery.allowMoves` lists the LB.
+until `discovery.allowMoves` lists the LB. A new LB whose scheme tag is refused is skipped, never
+built internal behind a record its team meant for the internet.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -33,9 +41,11 @@ from model.config import Discovery, LoadBalancer
 from model.octavia import TaggedLoadBalancer
 
 PREFIX = "hybrid-infra/"
-KEYS = ("address", "record", "zone", "weights", "check-port")
+KEYS = ("address", "record", "zone", "weights", "check-port", "scheme")
 MOVES = ("record", "zone")
 """Tags that name the DNS records: Route53 cannot rename a record, so a change replaces it."""
+ASKS = ("scheme",)
+"""Tags whose refused value skips a new LB instead of falling back to the stack default."""
 LAST_UP = "the last up"
 DEFAULT = "the stack default"
 
@@ -230,6 +240,7 @@ def _twin(
         values = choices.current()
         try:
             spec = LoadBalancer.model_validate(_entry(name, lb.id, values, discovery))
+            _check_fence(spec, lb.id, discovery)
             if spec.dns.fqdn in taken.fqdns:
                 raise TagError("record", f"its DNS name {spec.dns.fqdn} is taken by another LB")
         except (ValidationError, TagError) as error:
@@ -243,16 +254,37 @@ def _twin(
         return Discovered(lb.id, spec, values, lb.name, choices.fallbacks(raw), moves)
 
 
+def _check_fence(spec: LoadBalancer, loadbalancer_id: str, discovery: Discovery) -> None:
+    """What a tag may ask but only the stack file may allow: a public twin, another zone."""
+    if spec.nlb.scheme == "internet-facing" and UUID(loadbalancer_id) not in discovery.allow_public:
+        raise TagError(
+            "scheme",
+            f"{PREFIX}scheme=internet-facing: this stack makes a twin internet-facing only for "
+            f"the LBs in hybrid-infra:discovery.allowPublic; ask the platform team to list "
+            f"{loadbalancer_id} there",
+        )
+    if spec.dns.zone not in discovery.zones:
+        raise TagError(
+            "zone",
+            f"{PREFIX}zone={spec.dns.zone}: not a zone this stack allows "
+            f"({', '.join(discovery.zones)}); ask the platform team to add it to "
+            "hybrid-infra:discovery.allowZones",
+        )
+
+
 def _options(
     key: str, raw: Mapping[str, str], known: LastUp | None
 ) -> list[tuple[str | None, str]]:
     """A tag's value first; then the last up's value; the stack default (None) where a missing
-    tag means the default, which is also the last resort for a bad value."""
+    tag means the default, which is also the last resort for a bad value (except for what a new
+    LB asks for, `ASKS`)."""
     last = known.tags.get(key) if known else None
     if key in raw:
         options: list[tuple[str | None, str]] = [(raw[key], "its tag")]
         if last is not None and last != raw[key]:
             options.append((last, LAST_UP))
+        if key in ASKS and known is None:
+            return options
         return [*options, (None, DEFAULT)]
     return [(None, DEFAULT), *([(last, LAST_UP)] if last is not None else [])]
 
@@ -319,7 +351,10 @@ def _entry(
     return {
         "name": name,
         "adopt": {"loadbalancerId": loadbalancer_id},
-        "nlb": defaults.nlb.model_dump(by_alias=True),
+        "nlb": {
+            **defaults.nlb.model_dump(by_alias=True),
+            "scheme": tags.get("scheme", defaults.nlb.scheme),
+        },
         "dns": {
             "zone": tags.get("zone", defaults.zone),
             "record": tags.get("record", name),
@@ -332,13 +367,14 @@ def _entry(
 
 
 TAG_OF_FIELD = {
-    "octaviaAddress": "address",
-    "record": "record",
-    "zone": "zone",
-    "weights": "weights",
-    "healthCheck": "check-port",
+    ("dns", "octaviaAddress"): "address",
+    ("dns", "record"): "record",
+    ("dns", "zone"): "zone",
+    ("dns", "weights"): "weights",
+    ("dns", "healthCheck"): "check-port",
+    ("nlb", "scheme"): "scheme",
 }
-"""The `dns` field each tag fills in (`healthCheck` only through its port)."""
+"""The field each tag fills in (`healthCheck` only through its port)."""
 
 
 def _culprit(error: Exception, values: Mapping[str, str]) -> tuple[str | None, str]:
@@ -348,7 +384,7 @@ def _culprit(error: Exception, values: Mapping[str, str]) -> tuple[str | None, s
     assert isinstance(error, ValidationError)
     first = error.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    key = TAG_OF_FIELD.get(loc[1]) if len(loc) > 1 and loc[0] == "dns" else None
+    key = TAG_OF_FIELD.get((loc[0], loc[1])) if len(loc) > 1 else None
     if key is None:
         return None, f"{'.'.join(loc)}: {first['msg']} (from its tags)"
     shown = f"={values[key]}" if key in values else " (absent)"

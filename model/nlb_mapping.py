@@ -11,6 +11,8 @@ Pure tables and one function over plain data, so both the create mode (config) a
 - NLB health checks speak TCP, HTTP or HTTPS: PING, TLS-HELLO and UDP-CONNECT monitors become TCP
   checks on the traffic port, so UDP members must also accept TCP there.
 - NLB thresholds run 2..10 and intervals 5..300 s; Octavia values outside are clamped.
+- A listener on a management port, or whose members listen on one, is never mirrored
+  (`model.management_ports`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from model.management_ports import management_port
 from model.octavia import Monitor
 
 LISTENER_TRANSPORT = {
@@ -62,6 +65,8 @@ class OctaviaListener:
     pool_key: str
     pool_protocol: str
     monitor: Monitor | None = None
+    member_ports: tuple[int, ...] = ()
+    """The ports its pool's members listen on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,26 @@ def map_health_check(monitor: Monitor) -> HealthCheck:
         path=(monitor.url_path or "/") if http else None,
         matcher=(monitor.expected_codes or "200-399") if http else None,
     )
+
+
+def without_management_ports(
+    listeners: Sequence[OctaviaListener],
+) -> tuple[list[OctaviaListener], list[str]]:
+    """The listeners a twin may carry, and why each other one is left out.
+
+    A listener on a management port, or in front of members that listen on one (443 → 6443 is
+    the Kubernetes API all the same), would put a control plane behind the twin.
+    """
+    kept, refused = [], []
+    for listener in listeners:
+        port = management_port(listener.port)
+        behind = [p for p in map(management_port, sorted(set(listener.member_ports))) if p]
+        if port is None and not behind:
+            kept.append(listener)
+            continue
+        where = f"on {port}" if port else f"in front of members on {', '.join(behind)}"
+        refused.append(f"listener {listener.name} {where}: a twin never carries a management port")
+    return kept, refused
 
 
 def map_listeners(listeners: Sequence[OctaviaListener]) -> list[NlbListener]:

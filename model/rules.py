@@ -28,6 +28,7 @@ from model.config import (
 )
 from model.fleet import FleetCluster
 from model.gke_names import GKE_NAME, gke_name, node_pool_name
+from model.management_ports import management_port
 from model.placement import Stranded, place, placement_for, roomiest, spare
 from model.release import describe_waves, release_plan
 from model.service_exposure import reached_from_other_clusters
@@ -63,6 +64,7 @@ def problems(config: StackConfig, today: date) -> list[str]:
         problems.append(f"{lbs}: DNS name {fqdn!r} is used by more than one load balancer")
     for i, lb in enumerate(config.load_balancers):
         problems.extend(_check_lb(config, lb, f"{lbs}[{i}]"))
+    problems.extend(_check_discovery(config))
 
     for name, cluster in config.clusters.items():
         twin = fleet.twin_name(name)
@@ -351,6 +353,7 @@ def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
                     f"{path}.create.listeners: port clash, {count} listeners on {protocol} {port}"
                 )
         problems.extend(_check_udp(lb, path))
+        problems.extend(_check_management_ports(lb, path))
         for i, listener in enumerate(listeners):
             problems.extend(_check_octavia_shapes(listener, f"{path}.create.listeners[{i}]"))
             dx_cidrs = config.on_prem.dx_cidrs if config.on_prem else ()
@@ -398,6 +401,38 @@ def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
                 f"need the same members; in one pool only: {only}"
             )
     return problems
+
+
+def _check_management_ports(lb: LoadBalancer, path: str) -> list[str]:
+    """No twin carries a management port, in front of its members or on them."""
+    assert lb.create is not None
+    problems = []
+    for i, listener in enumerate(lb.create.listeners):
+        where = f"{path}.create.listeners[{i}]"
+        ports = [(f"{where}.port", listener.port)]
+        ports += [
+            (f"{where}.pool.members[{j}].port", m.port) for j, m in enumerate(listener.pool.members)
+        ]
+        for key, port in ports:
+            named = management_port(port)
+            if named:
+                problems.append(
+                    f"{key}: {named} is a management port, and load balancer {lb.name} would "
+                    "put it behind its NLB twin; serve it from an Octavia LB outside "
+                    "hybrid-infra:loadBalancers, reached over Direct Connect"
+                )
+    return problems
+
+
+def _check_discovery(config: StackConfig) -> list[str]:
+    """Discovered twins are internal; a public one is allowed per LB (`allowPublic`)."""
+    if config.discovery is None or config.discovery.defaults.nlb.scheme == "internal":
+        return []
+    return [
+        f"{PROJECT}:discovery.defaults.nlb.scheme: a tag would put every tagged LB on the "
+        "internet; discovered twins are internal, and an LB's team asks for a public one with "
+        "hybrid-infra/scheme=internet-facing once its id is in hybrid-infra:discovery.allowPublic"
+    ]
 
 
 def _l4(listener: Listener) -> str:

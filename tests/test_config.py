@@ -327,6 +327,37 @@ BAD = {
         _set("edge.scheme", "public"),
         "hybrid-infra:edge.scheme: Input should be 'internal' or 'internet-facing'",
     ),
+    # The self-service fence (docs/cloud-rules.md): no twin carries a management port, and
+    # discovered twins are internal unless allowed one by one.
+    "management-port-on-a-listener": (
+        _set("loadBalancers.1.create.listeners.0.port", 22),
+        f"{L1}.port: 22 (SSH) is a management port, and load balancer api would put it behind",
+    ),
+    "management-port-on-the-members": (
+        _set("loadBalancers.1.create.listeners.0.pool.members.2.port", 6443),
+        f"{L1}.pool.members[2].port: 6443 (Kubernetes API) is a management port",
+    ),
+    "discovered-twins-public-by-default": (
+        _set(
+            "discovery",
+            {
+                "defaults": {
+                    "zone": "example.net",
+                    "checkPort": 443,
+                    "nlb": {"scheme": "internet-facing"},
+                }
+            },
+        ),
+        "hybrid-infra:discovery.defaults.nlb.scheme: a tag would put every tagged LB on the",
+    ),
+    "allow-public-by-name": (
+        _set("discovery", {"defaults": {"zone": "example.net"}, "allowPublic": ["reports"]}),
+        "hybrid-infra:discovery.allowPublic[0]: Input should be a valid UUID",
+    ),
+    "allow-zones-not-a-zone": (
+        _set("discovery", {"defaults": {"zone": "example.net"}, "allowZones": ["Example"]}),
+        "hybrid-infra:discovery.allowZones[0]: String should match pattern",
+    ),
     "one-edge-replica-that-a-drain-could-never-evict": (
         _set("edge.replicas", 1),
         "hybrid-infra:edge.replicas: Input should be greater than or equal to 2",

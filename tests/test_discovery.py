@@ -25,7 +25,8 @@ from model.octavia import TaggedLoadBalancer
 from providers.octavia_nlb_sync import octavia as octavia_shell
 from tests.fixtures.octavia import lb_body, listener_body, post_lb, wait_lb_active
 from tests.fixtures.program import synth_with
-from tests.synthesis import HYBRID_LB, NLB, RECORD, descendants, one
+from tests.synthesis import HYBRID_LB, NLB, RECORD, SECURITY_GROUP, descendants, one
+from tests.test_hybrid_lb import catalog_with_listener
 from tools.synth import ProgramFailed, Synthesis, cli, snapshot, synthesize
 from tools.synth.diff import diff
 from tools.synth.synthesis import OCTAVIA_CATALOG, READ_STACK_OUTPUTS
@@ -183,6 +184,124 @@ def test_the_last_up_is_read_from_the_discovered_output_and_nothing_else():
             "odd": "text",
         }
     ) == {REPORTS: LastUp("reports", {"weights": "95-5"})}
+
+
+# --- the fence: public twins, zones and management ports -----------------------------------
+
+PUBLIC = "hybrid-infra/scheme=internet-facing"
+ADDRESS = "hybrid-infra/address=192.0.2.60"
+
+
+def allowing(**keys: Any) -> Discovery:
+    return DISCOVERY.model_copy(update=keys)
+
+
+def test_a_twin_is_internal_and_a_public_one_needs_both_the_tag_and_the_stack_file():
+    asks = tagged("ads", ADDRESS, PUBLIC)
+    allowed = allowing(allow_public=(uuid.UUID(asks.id),))
+    (twin,), _ = twins([asks], allowed, [])
+    assert twin.spec.nlb.scheme == "internet-facing"
+    assert twin.tags["scheme"] == "internet-facing"
+    # Listed but not asked for: internal. Asked for but not listed: no twin at all, since an
+    # internal one would serve a share of a record meant for the internet from private IPs.
+    quiet = tagged("news", ADDRESS, lb_id=asks.id)
+    assert twins([quiet], allowed, [])[0][0].spec.nlb.scheme == "internal"
+    found, (skipped,) = twins([asks], DISCOVERY, [])
+    assert found == []
+    assert skipped.message() == (
+        f"tagged Octavia LB ads ({asks.id}): hybrid-infra/scheme=internet-facing: this stack "
+        "makes a twin internet-facing only for the LBs in hybrid-infra:discovery.allowPublic; "
+        f"ask the platform team to list {asks.id} there"
+    )
+    typo = tagged("ads", ADDRESS, "hybrid-infra/scheme=public")
+    assert twins([typo], allowed, [])[0] == []
+
+
+def test_an_existing_twin_asking_for_the_internet_stays_and_a_revoked_one_turns_internal():
+    lb_id = str(uuid.uuid4())
+    allowed = allowing(allow_public=(uuid.UUID(lb_id),))
+    before = last_run(tagged("ads", ADDRESS, lb_id=lb_id))
+    (kept,), skipped = twins(
+        [tagged("ads", ADDRESS, PUBLIC, lb_id=lb_id)], DISCOVERY, [], previous=before
+    )
+    assert skipped == [] and kept.spec.nlb.scheme == "internal"
+    assert kept.warnings()[0].endswith(
+        "ask the platform team to list " + lb_id + " there; using the stack default"
+    )
+    # Public while allowed; the allowance taken back wins over the last up and the tag.
+    public = last_up(
+        {
+            "ads": {
+                "loadbalancerId": lb_id,
+                "tags": {"address": "192.0.2.60", "scheme": "internet-facing"},
+            }
+        }
+    )
+    asks = tagged("ads", ADDRESS, PUBLIC, lb_id=lb_id)
+    assert twins([asks], allowed, [], previous=public)[0][0].spec.nlb.scheme == "internet-facing"
+    (revoked,), _ = twins([asks], DISCOVERY, [], previous=public)
+    assert revoked.spec.nlb.scheme == "internal"
+
+
+def test_a_zone_tag_names_a_zone_the_stack_allows_or_the_default_is_used():
+    lb = tagged("ads", ADDRESS, "hybrid-infra/zone=evil.example.com")
+    (twin,), _ = twins([lb], DISCOVERY, [])
+    assert twin.spec.dns.fqdn == "ads.example.net"
+    assert twin.warnings() == [
+        f"tagged Octavia LB ads ({lb.id}): hybrid-infra/zone=evil.example.com: not a zone this "
+        "stack allows (example.net); ask the platform team to add it to "
+        "hybrid-infra:discovery.allowZones; using the stack default"
+    ]
+    (moved,), _ = twins([lb], allowing(allow_zones=("evil.example.com",)), [])
+    assert (moved.spec.dns.fqdn, moved.warnings()) == ("ads.evil.example.com", [])
+
+
+def test_a_discovered_kubernetes_api_listener_never_reaches_the_twin_and_nothing_faces_the_world(
+    tmp_path,
+):
+    """The reports team adds a 6443 listener (before: `0.0.0.0/0:6443` on an internet-facing
+    twin). Now the twin is internal and carries 443 only; a warning names the LB and the port.
+    Mocks: the program's shape."""
+    catalog = catalog_with_listener(tmp_path, "reports", 6443, tags=TYPO[:2])
+    result = synth_with(with_discovery, octavia_catalog=catalog)
+    twin = descendants(result, one(result.of_type(HYBRID_LB), "reports"))
+    (nlb,) = twin.of_type(NLB)
+    assert nlb.inputs["internal"] is True
+    (group,) = [g for g in twin.of_type(SECURITY_GROUP) if g.name == "reports-nlb"]
+    assert [(r["fromPort"], r["cidrBlocks"]) for r in group.inputs["ingress"]] == [
+        (443, ["10.10.0.0/16", "172.16.0.0/14"])
+    ]
+    assert [r["fromPort"] for r in group.inputs["egress"]] == [8443]
+    assert any(
+        f"hybrid-infra:discovery[{REPORTS}]: listener port-6443 on 6443 (Kubernetes API): a "
+        "twin never carries a management port; not mirrored" in line
+        for line in result.logs
+    ), result.logs
+
+
+def test_a_public_twin_opens_service_ports_to_the_world_and_never_a_management_port(tmp_path):
+    """Allowed and asked for: internet-facing. Its 443 is open to the world; a listener on
+    443 in front of members on 6443 (the cluster API under another number) is not mirrored."""
+    catalog = catalog_with_listener(
+        tmp_path, "reports", 8443, member_port=6443, tags=[*TYPO[:2], PUBLIC]
+    )
+
+    def public(raw: dict) -> None:
+        with_discovery(raw)
+        raw["discovery"]["allowPublic"] = [REPORTS]
+
+    result = synth_with(public, octavia_catalog=catalog)
+    twin = descendants(result, one(result.of_type(HYBRID_LB), "reports"))
+    assert one(twin.of_type(NLB), "reports-nlb").inputs["internal"] is False
+    (group,) = [g for g in twin.of_type(SECURITY_GROUP) if g.name == "reports-nlb"]
+    assert [(r["fromPort"], r["cidrBlocks"]) for r in group.inputs["ingress"]] == [
+        (443, ["0.0.0.0/0"])
+    ]
+    assert 6443 not in [r["fromPort"] for r in group.inputs["egress"]]
+    assert any(
+        "listener port-8443 in front of members on 6443 (Kubernetes API)" in line
+        for line in result.logs
+    )
 
 
 # --- the whole program, with the recorded catalog ---------------------------------------------

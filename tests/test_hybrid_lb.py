@@ -2,6 +2,7 @@
 the Octavia → NLB mapping tables."""
 
 import json
+from pathlib import Path
 
 import pytest
 from pulumi.runtime import rpc
@@ -13,6 +14,7 @@ from model.nlb_mapping import (
     OctaviaListener,
     map_health_check,
     map_listeners,
+    without_management_ports,
 )
 from model.octavia import Monitor
 from model.stack import parse
@@ -31,14 +33,16 @@ from tests.synthesis import (
     OPENSTACK_PROVIDER,
     RECORD,
     SECGROUP_RULE,
+    SECURITY_GROUP,
     SYNC,
     TARGET_GROUP,
     WEIGHTED_DNS,
     descendants,
     one,
 )
-from tools.synth import ProgramFailed, Synthesis, snapshot, synthesize
+from tools.synth import ProgramFailed, Synthesis, snapshot, stack_config, synthesize
 from tools.synth.diff import diff
+from tools.synth.synthesis import OCTAVIA_CATALOG
 
 
 @pytest.fixture(scope="module")
@@ -227,10 +231,18 @@ def test_an_adopted_lb_with_udp_needs_the_return_path_stated():
 
 
 def test_openstack_password_reaches_the_provider_and_every_sync_as_a_secret(prod):
-    """Mocks, program shape: one credential for all OpenStack consumers, never in plaintext."""
+    """Mocks, program shape: one credential for all OpenStack consumers, never in plaintext. A
+    stack that holds `openstack:password` hands it to each; the shipped stacks hold none, and
+    then no consumer gets a password input (the run's clouds.yaml entry supplies it)."""
     (provider,) = prod.of_type(OPENSTACK_PROVIDER)
+    assert "password" not in provider.inputs
+    assert all("os_password" not in s.inputs for s in prod.of_type(SYNC))
+    config, secret_keys = stack_config("prod")
+    config["openstack:password"] = "from-the-stack"
+    held = synthesize("prod", config=config, secret_keys=[*secret_keys, "openstack:password"])
+    (provider,) = held.of_type(OPENSTACK_PROVIDER)
     assert rpc.is_rpc_secret(provider.inputs["password"])
-    syncs = prod.of_type(SYNC)
+    syncs = held.of_type(SYNC)
     assert syncs
     assert all(rpc.is_rpc_secret(s.inputs["os_password"]) for s in syncs)
 
@@ -247,6 +259,110 @@ def test_the_stack_password_overrides_the_clouds_yaml_entry(tmp_path, monkeypatc
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
     assert octavia.connect("onprem-x", "from-stack").config.auth["password"] == "from-stack"
     assert octavia.connect("onprem-x").config.auth["password"] == "from-clouds-yaml"
+
+
+# --- management ports ------------------------------------------------------------------------
+
+
+def catalog_with_listener(
+    tmp_path: Path, name: str, port: int, member_port: int = 8443, tags: list[str] | None = None
+) -> Path:
+    """The recorded catalog with one more TCP listener on `name`, its members on `member_port`
+    (and `name`'s tags replaced by `tags`, if given)."""
+    entries = json.loads(OCTAVIA_CATALOG.read_text())
+    (lb,) = [e for e in entries.values() if e["name"] == name]
+    pool = "5c1f0e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
+    lb["listeners"].append(
+        {
+            "id": "4b0e9d1c-2a3f-4b4c-9d5e-6f7a8b9c0d1e",
+            "name": f"port-{port}",
+            "protocol": "TCP",
+            "protocol_port": port,
+            "default_pool_id": pool,
+        }
+    )
+    lb["pools"].append(
+        {
+            "id": pool,
+            "protocol": "TCP",
+            "lb_algorithm": "ROUND_ROBIN",
+            "member_ports": [member_port],
+        }
+    )
+    if tags is not None:
+        lb["tags"] = tags
+    path = tmp_path / "octavia-catalog.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def listener(name: str, port: int, *member_ports: int) -> OctaviaListener:
+    return OctaviaListener(name, "TCP", port, name, "TCP", None, member_ports)
+
+
+def test_a_twin_never_carries_a_management_port_in_front_of_its_members_or_on_them():
+    kept, refused = without_management_ports(
+        [listener("web", 443, 8443), listener("ssh", 22, 22), listener("kube", 443, 6443, 6443)]
+    )
+    assert [li.name for li in kept] == ["web"]
+    assert refused == [
+        "listener ssh on 22 (SSH): a twin never carries a management port",
+        "listener kube in front of members on 6443 (Kubernetes API): a twin never carries a "
+        "management port",
+    ]
+
+
+def test_an_adopted_lb_keeps_its_management_listener_off_the_twin_and_off_the_internet(tmp_path):
+    """game-gw as Octavia has it, plus a listener on 22 and, for this test, client IPs kept:
+    the twin mirrors 7000 only, and the members' group opens 22 to the private networks alone.
+    Mocks: the program's shape."""
+
+    def preserving(raw: dict) -> None:
+        raw["loadBalancers"][2]["nlb"]["preserveClientIp"] = True
+
+    catalog = catalog_with_listener(tmp_path, "game-gw", 22, member_port=22)
+    result = synth_with(preserving, octavia_catalog=catalog)
+    below = below_hlb(result, "game-gw")
+    assert [li.inputs["port"] for li in below.of_type(LISTENER)] == [7000]
+    opened = {
+        (r.inputs["portRangeMin"], r.inputs["remoteIpPrefix"]) for r in below.of_type(SECGROUP_RULE)
+    }
+    assert (7000, "0.0.0.0/0") in opened and (22, "10.10.0.0/16") in opened
+    assert (22, "0.0.0.0/0") not in opened
+    group = one(below.of_type(SECURITY_GROUP), "game-gw-nlb")
+    assert {r["fromPort"] for r in group.inputs["egress"]} == {7000}
+    assert (
+        "warning: hybrid-infra:loadBalancers[2].adopt.loadbalancerId "
+        "(6d4f8e2a-1c3b-4e5d-9f7a-8b0c1d2e3f40): listener port-22 on 22 (SSH): a twin never "
+        "carries a management port; not mirrored"
+    ) in result.logs
+
+
+def test_an_internal_twin_left_with_no_listener_is_never_healthy_in_dns(tmp_path):
+    """game-gw with only a 6443 listener: nothing is mirrored, and the NLB side of its record
+    must not look healthy (Route53 calls a CALCULATED threshold of 0 healthy)."""
+    catalog = catalog_with_listener(tmp_path, "game-gw", 6443, member_port=6443)
+    entries = json.loads(catalog.read_text())
+    (lb,) = [e for e in entries.values() if e["name"] == "game-gw"]
+    lb["listeners"] = [li for li in lb["listeners"] if li["protocol_port"] == 6443]
+    catalog.write_text(json.dumps(entries))
+    below = below_hlb(synth_with(lambda raw: None, octavia_catalog=catalog), "game-gw")
+    assert below.of_type(LISTENER) == []
+    check = one(below.of_type(HEALTH_CHECK), "game-gw-dns-nlb")
+    assert check.inputs["type"] == "CALCULATED"
+    assert (check.inputs["childHealthThreshold"], check.inputs.get("childHealthchecks", [])) == (
+        1,
+        [],
+    )
+
+
+def test_an_nlb_is_internal_unless_the_stack_file_says_internet_facing():
+    """prod's api twin faces the internet because its entry says so; without it, internal,
+    open to the VPC and Direct Connect only."""
+    below = below_hlb(synth_with(lambda raw: raw["loadBalancers"][1]["nlb"].pop("scheme")), "api")
+    assert one(below.of_type(NLB), "api-nlb").inputs["internal"] is True
+    group = one(below.of_type(SECURITY_GROUP), "api-nlb")
+    assert [r["cidrBlocks"] for r in group.inputs["ingress"]] == [["10.10.0.0/16", "172.16.0.0/14"]]
 
 
 # --- mapping tables -------------------------------------------------------------------------

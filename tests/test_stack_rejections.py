@@ -46,6 +46,10 @@ BAD: dict[str, tuple[Mutation, str]] = {
         lambda c: c[NS + "clusters"]["B"].__setitem__("kubernetesVersion", "1.29"),
         "hybrid-infra:clusters.B.kubernetesVersion: EKS 1.29 reached the end of extended support",
     ),
+    "RDP behind an NLB twin": (
+        lambda c: c[NS + "loadBalancers"][1]["create"]["listeners"][0].__setitem__("port", 3389),
+        "hybrid-infra:loadBalancers[1].create.listeners[0].port: 3389 (RDP) is a management port",
+    ),
     "Prods beyond their cluster's capacity": (
         lambda c: c[NS + "clusters"]["C"].__setitem__("capacity", 100),
         "hybrid-infra:clusters.C.capacity: 100 users, but the Prods on C",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,31 +33,31 @@ from tests.synthesis import (
     ROOT_STACK,
     SERVICE,
 )
-from tools.synth import Registered, Synthesis, cli, graph, snapshot, synthesize
+from tools.synth import Registered, Synthesis, cli, graph, snapshot, stack_config, synthesize
 from tools.synth.diff import diff, held_back, render_diff
 from tools.synth.tree import describe, render_tree
 
 PLAINTEXT = "hunter2-plaintext-s3cret"
 
 
-def secure_values(stack: str) -> list[str]:
+def secure_values(path: Path) -> list[str]:
     """The ciphertexts (`secure:`) in a stack file: they must never be printed."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    document = yaml.safe_load(path.read_text())
     values = document["config"].values()
     return [v["secure"] for v in values if isinstance(v, dict) and set(v) == {"secure"}]
 
 
-@pytest.fixture(scope="module")
-def prod_run(tmp_path_factory) -> tuple[Synthesis, dict[str, str]]:
-    """One run of the command for prod writing every text output (tree, JSON, DOT, Mermaid),
-    with the raw synthesis it worked from (to know what the secrets were)."""
-    out = tmp_path_factory.mktemp("prod")
+def run_prod(out: Path, stack_root: Path = ROOT) -> tuple[Synthesis, dict[str, str]]:
+    """One run of the command for prod (its stack file from `stack_root`) writing every text
+    output (tree, JSON, DOT, Mermaid), with the raw synthesis it worked from (to know what the
+    secrets were)."""
     paths = {kind: out / f"prod.{kind}" for kind in ("json", "dot", "mmd")}
     tree = out / "tree.txt"
     runs: list[Synthesis] = []
+    config, secret_keys = stack_config("prod", stack_root)
 
     def recording(*args: Any, **kwargs: Any) -> Synthesis:
-        runs.append(synthesize(*args, **kwargs))
+        runs.append(synthesize(*args, **{**kwargs, "config": config, "secret_keys": secret_keys}))
         return runs[-1]
 
     with pytest.MonkeyPatch.context() as patch, tree.open("w") as stdout:
@@ -69,6 +70,11 @@ def prod_run(tmp_path_factory) -> tuple[Synthesis, dict[str, str]]:
     assert code == 0
     texts = {"tree": tree.read_text(), **{kind: p.read_text() for kind, p in paths.items()}}
     return runs[0], texts
+
+
+@pytest.fixture(scope="module")
+def prod_run(tmp_path_factory) -> tuple[Synthesis, dict[str, str]]:
+    return run_prod(tmp_path_factory.mktemp("prod"))
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +105,15 @@ def test_program_output_matches_golden_snapshot(stack):
 # --- secrets --------------------------------------------------------------------------------------
 
 
-def test_prod_outputs_never_contain_a_secure_config_value(prod_outputs):
-    ciphertexts = secure_values("prod")
-    assert ciphertexts, "Pulumi.prod.yaml is expected to hold a secure value"
-    for name, text in prod_outputs.items():
+def test_prod_outputs_never_contain_a_secure_config_value(tmp_path):
+    """The shipped prod holds no secret value; a copy holds one, as a stack may."""
+    secure = "config:\n  openstack:password:\n    secure: v1:N2a9kW4pQx7rTz1b:Xq8Hf3Lm1Z\n"
+    stack_file = tmp_path / "Pulumi.prod.yaml"
+    stack_file.write_text((ROOT / "Pulumi.prod.yaml").read_text().replace("config:\n", secure, 1))
+    ciphertexts = secure_values(stack_file)
+    assert ciphertexts == ["v1:N2a9kW4pQx7rTz1b:Xq8Hf3Lm1Z"]
+    _, outputs = run_prod(tmp_path, stack_root=tmp_path)
+    for name, text in outputs.items():
         for ciphertext in ciphertexts:
             assert ciphertext not in text, f"{name} shows a secure value"
 
