@@ -682,7 +682,7 @@ BREAKDOWN_PARTS = (
     ("get LB", "providers.octavia_nlb_sync.octavia", "read_pool_ids"),
     ("list members", "providers.octavia_nlb_sync.octavia", "read_members"),
     ("describe TG", "providers.octavia_nlb_sync.elbv2", "list_targets"),
-    ("plan", "providers.octavia_nlb_sync.provider", "plan_group"),
+    ("plan", "providers.octavia_nlb_sync.sync", "plan_group"),
     ("log", "pulumi.log", "info"),
 )
 
