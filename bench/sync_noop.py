@@ -8,8 +8,8 @@ The physical limit is what a no-op cannot avoid: per LB one GET of the LB, one m
 pool and one DescribeTargetHealth per target group, made one after another on warm clients
 ("bare sequential reads"). The real Octavia API and a moto server each sit behind a proxy that
 holds every request for `--delay-ms` before forwarding it, so a round trip costs what it costs
-over a WAN rather than on loopback. The LBs of a size are built as in `bench.sync_scale`, then
-per repeat, in rotating order, the bench times
+over a WAN rather than on loopback. The LBs of a size are built by `bench.world`, as for
+`bench.sync_scale`, then per repeat, in rotating order, the bench times
 
 - the bare sequential reads of every LB;
 - a no-op `diff` of every LB (the provider object in-process, as the provider host runs it);
@@ -43,32 +43,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.sync_scale import (
-    ROOT,
+from bench.calls import CallCounter, Phase, reads_of, writes_of
+from bench.harness import README, ROOT, quiet_libraries, raise_on_sigterm, say, write_figures
+from bench.world import (
+    VPC_CIDR,
     Addresses,
-    CallCounter,
     Fleet,
-    Phase,
     Size,
     churn,
     environment,
     finish_fleet,
     patched_env,
     post_lbs,
-    quiet_libraries,
-    raise_on_sigterm,
-    reads_of,
-    say,
     sync_all,
-    writes_of,
 )
 
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- sync_noop:begin -->", "<!-- sync_noop:end -->"
 FULL_SIZES = (Size(2, 1, 100), Size(5, 2, 100), Size(10, 2, 100))
 QUICK_SIZES = (Size(2, 1, 20),)
 RATIO_GOAL = 1.0
@@ -296,13 +288,6 @@ def table(results: list[Result], delay_ms: float, repeats: int, started: str) ->
     return "\n".join(rows)
 
 
-def update_readme(body: str) -> None:
-    text = README.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
-
-
 def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bool) -> int:
     import boto3
 
@@ -320,7 +305,7 @@ def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bo
 
         direct = openstack.connect()
         elb = boto3.client("elbv2")
-        vpc_id = boto3.client("ec2").create_vpc(CidrBlock="10.10.0.0/16")["Vpc"]["VpcId"]
+        vpc_id = boto3.client("ec2").create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
         octavia_proxy = stack.enter_context(DelayProxy(octavia_url, delay_ms / 1000))
         aws_proxy = stack.enter_context(DelayProxy(aws_url, delay_ms / 1000))
         for size in sizes:
@@ -344,7 +329,7 @@ def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bo
     print(report)
     print("\n".join(lines))
     if write_readme:
-        update_readme(report + "\n\n" + "\n".join(f"- {line}" for line in lines))
+        write_figures("sync_noop", report + "\n\n" + "\n".join(f"- {line}" for line in lines))
         say(f"wrote the figures into {README.relative_to(ROOT)}")
     return 0 if all(line.startswith("PASS") for line in lines) else 1
 
