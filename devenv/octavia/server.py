@@ -139,7 +139,8 @@ def serve(workdir: Path, port: int, ready_stream: IO[str], exit_with_parent: boo
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: ``python -m devenv.octavia --workdir DIR [--port N]``."""
     parser = argparse.ArgumentParser(
-        description="Serve a real Octavia v2 API (no-op backends) on 127.0.0.1."
+        prog="python -m devenv.octavia",
+        description="Serve a real Octavia v2 API (no-op backends) on 127.0.0.1.",
     )
     parser.add_argument("--workdir", type=Path, required=True, help="config, CA, DB and log")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

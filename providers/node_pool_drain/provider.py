@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import pulumi
@@ -260,21 +260,22 @@ def drain_pool(
     )
 
 
+@dataclass
 class _Drain:
     """One drain between its looks: the nodes it cordoned, every Pod it has seen, and the
     refusals with their backoff."""
 
-    def __init__(
-        self, api: NodePoolApi, pool: str, *, backoff_base: float, backoff_cap: float, log: Log
-    ) -> None:
-        self.api, self.pool, self.log = api, pool, log
-        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
-        self.nodes: list[str] | None = None
-        self.plan = DrainPlan((), (), ())
-        self.seen: set[str] = set()
-        self.refusals: dict[str, int] = {}
-        self.not_before: dict[str, float] = {}
-        self.reasons: dict[str, str] = {}
+    api: NodePoolApi
+    pool: str
+    backoff_base: float
+    backoff_cap: float
+    log: Log
+    nodes: list[str] | None = None
+    plan: DrainPlan = field(default_factory=lambda: DrainPlan((), (), ()))
+    seen: set[str] = field(default_factory=set)
+    refusals: dict[str, int] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
     def look(self) -> Progress:
         """The pool's Pods now; the first look cordons the nodes and says what stays."""
