@@ -3,11 +3,11 @@
     uv run python -m bench.discovery_scale              # 200 tagged LBs among 400
     uv run python -m bench.discovery_scale --count 50
 
-Starts the real Octavia API (as `bench.sync_scale` does), creates `--count` LBs carrying the
-discovery tag and as many without it, then times the program's discovery step: the listing
-(`octavia.list_tagged`, one API call, paged at Octavia's 1,000) and the pure planning of the
-twins (`model.discovery.twins`). The describing of each LB is not counted: it is what an
-adopt-mode entry in the stack file costs anyway.
+Starts the real Octavia API (`bench.world`, as the sync benches do), creates `--count` LBs
+carrying the discovery tag and as many without it, then times the program's discovery step:
+the listing (`octavia.list_tagged`, one API call, paged at Octavia's 1,000) and the pure
+planning of the twins (`model.discovery.twins`). The describing of each LB is not counted: it
+is what an adopt-mode entry in the stack file costs anyway.
 
 Goal (PASS/FAIL): discovery makes one list call per ceil(tagged / 1,000), whatever the count.
 """
@@ -22,14 +22,9 @@ import sys
 import time
 import uuid
 
-from bench.sync_scale import (
-    OCTAVIA_PAGE_LIMIT,
-    CallCounter,
-    environment,
-    quiet_libraries,
-    raise_on_sigterm,
-    say,
-)
+from bench.calls import CallCounter
+from bench.harness import quiet_libraries, raise_on_sigterm, say
+from bench.world import OCTAVIA_PAGE_LIMIT, environment
 
 TAG = "hybrid-infra/twin"
 

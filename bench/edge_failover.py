@@ -45,15 +45,13 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from pathlib import Path
 
+from bench.harness import README, ROOT, write_figures
 from devenv.haproxy import Edge, ProdProcess, ask, loopback_routing
 from devenv.processes import free_port
 from model.config import Prod, Segment
 from model.edge_config import EdgeSettings, render
 from model.placement import fallbacks, place
 
-ROOT = Path(__file__).resolve().parent.parent
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- edge_failover:begin -->", "<!-- edge_failover:end -->"
 SEGMENT = "solo"
 FAST_MARK_DOWN = " observe layer4 error-limit 1 on-error mark-down"
 FLOOR_SECONDS = 10.0
@@ -254,13 +252,6 @@ def verdicts(runs: list[Run]) -> list[str]:
     return lines
 
 
-def update_readme(body: str) -> None:
-    text = README.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -279,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     print("\n".join(lines))
     if not (args.quick or args.no_readme):
-        update_readme(report + "\n\n" + "\n".join(f"- {line}" for line in lines))
+        write_figures("edge_failover", report + "\n\n" + "\n".join(f"- {line}" for line in lines))
         say(f"wrote the figures into {README.relative_to(ROOT)}")
     return 0 if all(line.startswith("PASS") for line in lines) else 1
 

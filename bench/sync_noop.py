@@ -8,8 +8,8 @@ The physical limit is what a no-op cannot avoid: per LB one GET of the LB, one m
 pool and one DescribeTargetHealth per target group, made one after another on warm clients
 ("bare sequential reads"). The real Octavia API and a moto server each sit behind a proxy that
 holds every request for `--delay-ms` before forwarding it, so a round trip costs what it costs
-over a WAN rather than on loopback. The LBs of a size are built as in `bench.sync_scale`, then
-per repeat, in rotating order, the bench times
+over a WAN rather than on loopback. The LBs of a size are built by `bench.world`, as for
+`bench.sync_scale`, then per repeat, in rotating order, the bench times
 
 - the bare sequential reads of every LB;
 - a no-op `diff` of every LB (the provider object in-process, as the provider host runs it);
@@ -43,34 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.sync_scale import (
-    ROOT,
-    Addresses,
-    CallCounter,
-    Fleet,
-    Phase,
-    Size,
-    churn,
-    environment,
-    finish_fleet,
-    patched_env,
-    post_lbs,
-    quiet_libraries,
-    raise_on_sigterm,
-    reads_of,
-    say,
-    sync_all,
-    writes_of,
-)
+from bench import world
+from bench.calls import CallCounter, Phase, reads_of, writes_of
+from bench.harness import README, ROOT, quiet_libraries, raise_on_sigterm, say, write_figures
 
-README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- sync_noop:begin -->", "<!-- sync_noop:end -->"
-FULL_SIZES = (Size(2, 1, 100), Size(5, 2, 100), Size(10, 2, 100))
-QUICK_SIZES = (Size(2, 1, 20),)
+FULL_SIZES = (world.Size(2, 1, 100), world.Size(5, 2, 100), world.Size(10, 2, 100))
+QUICK_SIZES = (world.Size(2, 1, 20),)
 RATIO_GOAL = 1.0
 MAX_TARGETS_PER_CALL = 200
 _WARM: list[Any] = []
@@ -155,7 +136,7 @@ class DelayProxy:
 # --------------------------------------------------------------------------------------------
 
 
-def bare_sequential_reads(fleet: Fleet) -> None:
+def bare_sequential_reads(fleet: world.Fleet) -> None:
     """The reads a no-op cannot do without, one after another, on the provider's warm clients."""
     from providers.octavia_nlb_sync import elbv2 as elbv2_shell
     from providers.octavia_nlb_sync import octavia as octavia_shell
@@ -171,7 +152,7 @@ def bare_sequential_reads(fleet: Fleet) -> None:
             client.describe_target_health(TargetGroupArn=binding.target_group_arn)
 
 
-def diff_all(fleet: Fleet) -> None:
+def diff_all(fleet: world.Fleet) -> None:
     from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
 
     provider = OctaviaNlbSyncProvider()
@@ -181,12 +162,12 @@ def diff_all(fleet: Fleet) -> None:
                 raise RuntimeError("a no-op diff reported a change")
 
 
-def update_all(fleet: Fleet) -> None:
-    sync_all(fleet, first=False)
+def update_all(fleet: world.Fleet) -> None:
+    world.sync_all(fleet, first=False)
 
 
-def create_all(fleet: Fleet) -> None:
-    sync_all(fleet, first=True)
+def create_all(fleet: world.Fleet) -> None:
+    world.sync_all(fleet, first=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,7 +177,7 @@ def create_all(fleet: Fleet) -> None:
 
 @dataclass(slots=True)
 class Result:
-    size: Size
+    size: world.Size
     bare: Phase
     diff: Phase
     update: Phase
@@ -214,9 +195,9 @@ class Result:
 
 
 def measure(
-    fleet: Fleet, counter: CallCounter, conn: Any, repeats: int, addresses: Addresses
+    fleet: world.Fleet, counter: CallCounter, conn: Any, repeats: int, addresses: world.Addresses
 ) -> Result:
-    sides: dict[str, tuple[Callable[[Fleet], None], Phase]] = {
+    sides: dict[str, tuple[Callable[[world.Fleet], None], Phase]] = {
         "bare": (bare_sequential_reads, Phase(Counter(), [])),
         "diff": (diff_all, Phase(Counter(), [])),
         "update": (update_all, Phase(Counter(), [])),
@@ -234,7 +215,7 @@ def measure(
     line = "; ".join(f"{n} ms {statistics.median(sides[n][1].seconds) * 1000:,.0f}" for n in names)
     say(f"  [{fleet.size.label}] {line}")
 
-    removed, added, pools = churn(conn, fleet, 0, addresses)
+    removed, added, pools = world.churn(conn, fleet, 0, addresses)
     with counter.window() as churn_counts:
         update_all(fleet)
     return Result(
@@ -296,14 +277,7 @@ def table(results: list[Result], delay_ms: float, repeats: int, started: str) ->
     return "\n".join(rows)
 
 
-def update_readme(body: str) -> None:
-    text = README.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    README.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
-
-
-def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bool) -> int:
+def run(sizes: tuple[world.Size, ...], repeats: int, delay_ms: float, write_readme: bool) -> int:
     import boto3
 
     quiet_libraries()
@@ -311,7 +285,7 @@ def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bo
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     results = []
     with contextlib.ExitStack() as stack:
-        environment(stack)
+        world.environment(stack)
         counter = CallCounter()
         stack.enter_context(counter.hooked())
         octavia_url = os.environ["OS_LOAD_BALANCER_ENDPOINT_OVERRIDE"]
@@ -320,19 +294,19 @@ def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bo
 
         direct = openstack.connect()
         elb = boto3.client("elbv2")
-        vpc_id = boto3.client("ec2").create_vpc(CidrBlock="10.10.0.0/16")["Vpc"]["VpcId"]
+        vpc_id = boto3.client("ec2").create_vpc(CidrBlock=world.VPC_CIDR)["Vpc"]["VpcId"]
         octavia_proxy = stack.enter_context(DelayProxy(octavia_url, delay_ms / 1000))
         aws_proxy = stack.enter_context(DelayProxy(aws_url, delay_ms / 1000))
         for size in sizes:
             say(f"[{size.label}] building {size.lbs} LBs directly (no delay)")
-            addresses = Addresses()
-            lb_ids = post_lbs(direct, size, uuid.uuid4().hex, addresses)
-            fleet = finish_fleet(direct, elb, vpc_id, size, lb_ids)
+            addresses = world.Addresses()
+            lb_ids = world.post_lbs(direct, size, uuid.uuid4().hex, addresses)
+            fleet = world.finish_fleet(direct, elb, vpc_id, size, lb_ids)
             delayed = {
                 "OS_LOAD_BALANCER_ENDPOINT_OVERRIDE": octavia_proxy.url,
                 "AWS_ENDPOINT_URL": aws_proxy.url.rstrip("/"),
             }
-            with patched_env(delayed, drop_prefixes=()):
+            with world.patched_env(delayed, drop_prefixes=()):
                 say(f"[{size.label}] first sync and warm-up through the {delay_ms:g} ms proxy")
                 create_all(fleet)
                 update_all(fleet)
@@ -344,14 +318,16 @@ def run(sizes: tuple[Size, ...], repeats: int, delay_ms: float, write_readme: bo
     print(report)
     print("\n".join(lines))
     if write_readme:
-        update_readme(report + "\n\n" + "\n".join(f"- {line}" for line in lines))
+        write_figures("sync_noop", report + "\n\n" + "\n".join(f"- {line}" for line in lines))
         say(f"wrote the figures into {README.relative_to(ROOT)}")
     return 0 if all(line.startswith("PASS") for line in lines) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="+", type=Size.parse, help="LxPxM (default: full set)")
+    parser.add_argument(
+        "--sizes", nargs="+", type=world.Size.parse, help="LxPxM (default: full set)"
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--delay-ms", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="one small size; no README")

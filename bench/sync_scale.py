@@ -36,450 +36,39 @@ import cProfile
 import datetime
 import gc
 import io
-import logging
-import math
 import os
 import pstats
-import random
-import re
-import signal
 import statistics
-import sys
-import tempfile
-import threading
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address
-from pathlib import Path
-from types import FrameType
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.calls import CallCounter, Phase, describe_kinds, discovery_of, reads_of, writes_of
+from bench.harness import README, ROOT, quiet_libraries, raise_on_sigterm, say, write_figures
+from bench.world import (
+    VPC_CIDR,
+    Addresses,
+    Fleet,
+    Size,
+    churn,
+    environment,
+    finish_fleet,
+    post_lbs,
+    sync_all,
+)
 
-README = Path(__file__).resolve().parent / "README.md"
-REGION = "eu-west-1"
-VPC_CIDR = "10.10.0.0/16"
-FIRST_MEMBER = IPv4Address("172.16.0.1")  # outside the VPC: on-prem members, zone "all"
-LISTENER_PORTS = (443, 80, 8443, 8080)
-MEMBER_PORT = 8443
-OCTAVIA_PAGE_LIMIT = 1000  # Octavia's default [api_settings] pagination_max_limit
 RATIO_GOAL = 1.5
-CHURN_FRACTION = 0.01
 LINEAR_SPREAD = 1.10  # reads per (LB + pool + target group) may vary this much across sizes
-WAIT_SECONDS = 600
-UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 MACHINE_NOTE = "2 CPU cores shared with other engineers' test runs (noisy)"
-
-# Short names for the call kinds in the table; anything else is shown in full.
-KIND_ALIASES = {
-    "os GET /": "disc",
-    "os GET /lbaas/loadbalancers/{id}": "lb",
-    "os GET /lbaas/pools/{id}/members": "mem",
-    "elbv2 DescribeTargetHealth": "DTH",
-    "elbv2 RegisterTargets": "Reg",
-    "elbv2 DeregisterTargets": "Dereg",
-}
-ELBV2_WRITES = {"RegisterTargets", "DeregisterTargets"}
-
-
-@dataclass(frozen=True, slots=True)
-class Size:
-    """`lbs` load balancers x `pools` pools each x `members` members per pool."""
-
-    lbs: int
-    pools: int
-    members: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.lbs}x{self.pools}x{self.members}"
-
-    @property
-    def total_pools(self) -> int:
-        return self.lbs * self.pools
-
-    @property
-    def total_members(self) -> int:
-        return self.total_pools * self.members
-
-    @property
-    def read_budget(self) -> int:
-        """1 LB read + member pages per pool + 1 describe per target group, for every LB."""
-        pages = max(1, math.ceil(self.members / OCTAVIA_PAGE_LIMIT))
-        return self.lbs * (1 + self.pools * pages + self.pools)
-
-    @classmethod
-    def parse(cls, text: str) -> Size:
-        lbs, pools, members = (int(part) for part in text.lower().split("x"))
-        if lbs < 1 or not 1 <= pools <= len(LISTENER_PORTS) or members < 2:
-            raise argparse.ArgumentTypeError(f"bad size {text!r}: want LxPxM, P <= 4, M >= 2")
-        return cls(lbs, pools, members)
-
-
 FULL_SIZES = (Size(1, 1, 50), Size(10, 1, 20), Size(4, 2, 100), Size(10, 2, 100))
 QUICK_SIZES = (Size(1, 1, 10), Size(2, 2, 5))
-
-
-# --------------------------------------------------------------------------------------------
-# Counting API calls
-# --------------------------------------------------------------------------------------------
-
-
-class CallCounter:
-    """Counts API calls by kind while a window is open; setup traffic outside it is ignored.
-
-    Octavia is counted on keystoneauth's `Session.request` (every openstacksdk request, version
-    discovery included, goes through it); ELBv2 on each client's `provide-client-params` event.
-    Both hooks stay installed for the whole run, so synced and bare reads pay the same for them.
-    """
-
-    def __init__(self) -> None:
-        self._current: Counter[str] | None = None
-        self._lock = threading.Lock()  # a sync reads from several threads at once
-
-    @contextlib.contextmanager
-    def window(self) -> Iterator[Counter[str]]:
-        counts: Counter[str] = Counter()
-        self._current = counts
-        try:
-            yield counts
-        finally:
-            self._current = None
-
-    def add(self, kind: str) -> None:
-        with self._lock:
-            if self._current is not None:
-                self._current[kind] += 1
-
-    @contextlib.contextmanager
-    def hooked(self) -> Iterator[None]:
-        """Patch the keystoneauth session and the provider's ELBv2 client factory; undo after."""
-        from keystoneauth1 import session as ks_session
-
-        from providers.octavia_nlb_sync import elbv2 as elbv2_shell
-
-        real_request = ks_session.Session.request
-        real_client = elbv2_shell.client
-
-        def request(session: Any, url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-            self.add(octavia_kind(method, url, kwargs.get("params")))
-            return real_request(session, url, method, *args, **kwargs)
-
-        hooked: set[int] = set()
-
-        def client(region: str | None = None) -> Any:
-            made = real_client(region)
-            if id(made) not in hooked:  # the provider reuses its clients: hook each once
-                hooked.add(id(made))
-                made.meta.events.register(
-                    "provide-client-params.elastic-load-balancing-v2.*",
-                    lambda model, **_: self.add(f"elbv2 {model.name}"),
-                )
-            return made
-
-        ks_session.Session.request = request  # type: ignore[method-assign]
-        elbv2_shell.client = client
-        try:
-            yield
-        finally:
-            ks_session.Session.request = real_request  # type: ignore[method-assign]
-            elbv2_shell.client = real_client
-
-
-def octavia_kind(method: str, url: str, params: Any) -> str:
-    """`GET /lbaas/pools/{id}/members?marker`: method, path with IDs folded, query keys."""
-    parts = urlsplit(url)
-    path = "/" + (parts.path if "://" in url else url.split("?", 1)[0]).strip("/")
-    path = path.removeprefix("/v2").removeprefix("/v2.0") or "/"
-    path = UUID.sub("{id}", path)
-    keys = sorted({*parse_qs(parts.query), *(params or {})})
-    return f"os {method.upper()} {path}" + (f"?{'&'.join(keys)}" if keys else "")
-
-
-def reads_of(counts: Counter[str]) -> int:
-    """Resource reads: Octavia GETs except version discovery, plus ELBv2 describes."""
-    return sum(
-        n
-        for kind, n in counts.items()
-        if (kind.startswith("os GET ") and kind != "os GET /") or kind.startswith("elbv2 Desc")
-    )
-
-
-def discovery_of(counts: Counter[str]) -> int:
-    return counts.get("os GET /", 0)
-
-
-def writes_of(counts: Counter[str]) -> int:
-    return sum(
-        n
-        for kind, n in counts.items()
-        if kind.removeprefix("elbv2 ") in ELBV2_WRITES
-        or (kind.startswith("os ") and not kind.startswith("os GET"))
-    )
-
-
-def describe_kinds(counts: Counter[str]) -> str:
-    """`lb 10 · mem 20 · disc 10 · DTH 20` in a fixed order, unknown kinds in full."""
-    order = list(KIND_ALIASES)
-    shown = [f"{KIND_ALIASES[k]} {counts[k]}" for k in order if counts.get(k)]
-    shown += [f"{k} {n}" for k, n in sorted(counts.items()) if k not in KIND_ALIASES]
-    return " · ".join(shown) or "none"
-
-
-# --------------------------------------------------------------------------------------------
-# The environment: Octavia, moto, and the env vars that point the SDKs at them
-# --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def patched_env(values: dict[str, str], drop_prefixes: tuple[str, ...]) -> Iterator[None]:
-    """Set `values`, drop every var with one of `drop_prefixes`; restore the env afterwards."""
-    saved = dict(os.environ)
-    for name in list(os.environ):
-        if name.startswith(drop_prefixes):
-            del os.environ[name]
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def environment(stack: contextlib.ExitStack) -> tuple[float, float]:
-    """Start Octavia (temp work dir) and moto, point OS_*/AWS_* at them; return startup times.
-
-    Everything is registered on the caller's ExitStack, so Ctrl-C (or SIGTERM) anywhere stops
-    both servers, restores the env and removes the work dir.
-    """
-    from moto.server import ThreadedMotoServer
-
-    from devenv.octavia import OctaviaServer
-
-    workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sync-scale-"))
-    began = time.perf_counter()
-    server = stack.enter_context(OctaviaServer(Path(workdir) / "octavia"))
-    octavia_up = time.perf_counter() - began
-    began = time.perf_counter()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    stack.callback(moto.stop)
-    host, port = moto.get_host_and_port()
-    moto_up = time.perf_counter() - began
-    assert server.endpoint is not None
-    stack.enter_context(
-        patched_env(
-            {
-                "OS_AUTH_TYPE": "none",
-                "OS_LOAD_BALANCER_ENDPOINT_OVERRIDE": server.endpoint,
-                "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-            },
-            drop_prefixes=("OS_", "AWS_PROFILE", "AWS_SESSION_TOKEN"),
-        )
-    )
-    return octavia_up, moto_up
-
-
-def quiet_libraries() -> None:
-    """Library chatter (SDK deprecations, werkzeug access log) would drown the report."""
-    warnings.simplefilter("ignore")
-    for name in ("werkzeug", "openstack", "keystoneauth", "botocore", "urllib3"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into KeyboardInterrupt so the same cleanup runs as on Ctrl-C."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-# --------------------------------------------------------------------------------------------
-# Building the LBs
-# --------------------------------------------------------------------------------------------
-
-
-class Addresses:
-    """Hands out member IPs that are never reused, so every target group sees distinct IPs."""
-
-    def __init__(self) -> None:
-        self._next = 0
-
-    def take(self, count: int) -> list[str]:
-        first = self._next
-        self._next += count
-        return [str(FIRST_MEMBER + i) for i in range(first, first + count)]
-
-
-@dataclass(slots=True)
-class Binding:
-    lb_id: str
-    pool_id: str
-    target_group_arn: str
-
-
-@dataclass(slots=True)
-class Fleet:
-    """The LBs of one size, the provider inputs for each LB, and its state after the last sync."""
-
-    size: Size
-    lb_ids: list[str]
-    bindings: list[list[Binding]]  # per LB
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    states: list[dict[str, Any]] = field(default_factory=list)
-
-
-def member(address: str) -> dict[str, Any]:
-    return {"address": address, "protocol_port": MEMBER_PORT, "weight": 1, "admin_state_up": True}
-
-
-def post_lbs(conn: Any, size: Size, project_id: str, addresses: Addresses) -> list[str]:
-    """POST every LB of a size fully populated (listeners, default pools, members) at once."""
-    lb_ids = []
-    for index in range(size.lbs):
-        listeners = [
-            {
-                "protocol": "TCP",
-                "protocol_port": LISTENER_PORTS[p],
-                "default_pool": {
-                    "name": f"pool-{p}",
-                    "protocol": "TCP",
-                    "lb_algorithm": "ROUND_ROBIN",
-                    "members": [member(a) for a in addresses.take(size.members)],
-                },
-            }
-            for p in range(size.pools)
-        ]
-        body = {
-            "name": f"sync-{size.label}-{index}",
-            "project_id": project_id,
-            "vip_subnet_id": str(uuid.uuid4()),
-            "listeners": listeners,
-        }
-        response = conn.load_balancer.post("/lbaas/loadbalancers", json={"loadbalancer": body})
-        if response.status_code != 201:
-            raise RuntimeError(
-                f"creating LB {body['name']}: {response.status_code} {response.text}"
-            )
-        lb_ids.append(response.json()["loadbalancer"]["id"])
-    return lb_ids
-
-
-def wait_active(conn: Any, lb_id: str) -> None:
-    conn.load_balancer.wait_for_load_balancer(
-        lb_id, status="ACTIVE", failures=["ERROR"], interval=0.2, wait=WAIT_SECONDS
-    )
-
-
-def finish_fleet(conn: Any, elb: Any, vpc_id: str, size: Size, lb_ids: list[str]) -> Fleet:
-    """Wait for the LBs, then give every pool its own target group and check the inputs."""
-    from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
-
-    provider = OctaviaNlbSyncProvider()
-    fleet = Fleet(size, lb_ids, [])
-    for index, lb_id in enumerate(lb_ids):
-        wait_active(conn, lb_id)
-        pools = {p.name: p.id for p in conn.load_balancer.pools(loadbalancer_id=lb_id)}
-        bindings = []
-        for p in range(size.pools):
-            arn = elb.create_target_group(
-                Name=f"s{size.label}-{index}-{p}",
-                Protocol="TCP",
-                Port=LISTENER_PORTS[p],
-                VpcId=vpc_id,
-                TargetType="ip",
-            )["TargetGroups"][0]["TargetGroupArn"]
-            bindings.append(Binding(lb_id, pools[f"pool-{p}"], arn))
-        fleet.bindings.append(bindings)
-        props = {
-            "loadbalancer_id": lb_id,
-            "bindings": [
-                {"pool_id": b.pool_id, "target_group_arn": b.target_group_arn} for b in bindings
-            ],
-            "vpc_cidrs": [VPC_CIDR],
-            "provider_version": "1",
-        }
-        checked = provider.check({}, props)
-        if checked.failures:
-            raise RuntimeError(f"check failed: {checked.failures}")
-        fleet.inputs.append(checked.inputs)
-    return fleet
-
-
-def churn(conn: Any, fleet: Fleet, round_no: int, addresses: Addresses) -> tuple[int, int, int]:
-    """Swap ~1% of the members in Octavia (half out, half in) over at most two pools.
-
-    Two pools, in different LBs where there are several, rotating each round, keep the Octavia
-    worker time small (a batch PUT re-processes every member of its pool) while still giving
-    two target groups real work. Returns (removed, added, pools touched).
-    """
-    total = max(2, round(fleet.size.total_members * CHURN_FRACTION))
-    remove, add = total // 2, total - total // 2
-    flat = [b for p in range(fleet.size.pools) for lb in fleet.bindings for b in [lb[p]]]
-    picked: list[Binding] = []
-    for offset in range(len(flat)):
-        candidate = flat[(round_no * 2 + offset) % len(flat)]
-        if candidate not in picked:
-            picked.append(candidate)
-        if len(picked) == 2:
-            break
-    rng = random.Random(round_no)
-    waves: list[list[tuple[Binding, int, int]]] = []  # one pool per LB per wave (LB lock)
-    for i, binding in enumerate(picked):
-        out = remove // len(picked) + (i < remove % len(picked))
-        new = add // len(picked) + (i < add % len(picked))
-        wave = next((w for w in waves if all(b.lb_id != binding.lb_id for b, *_ in w)), None)
-        if wave is None:
-            waves.append(wave := [])
-        wave.append((binding, out, new))
-    for wave in waves:
-        for binding, out, new in wave:
-            current = sorted(
-                (m.address for m in conn.load_balancer.members(binding.pool_id)),
-                key=IPv4Address,
-            )
-            dropped = set(rng.sample(current, out))
-            kept = [a for a in current if a not in dropped]
-            body = {"members": [member(a) for a in kept + addresses.take(new)]}
-            response = conn.load_balancer.put(f"/lbaas/pools/{binding.pool_id}/members", json=body)
-            if response.status_code != 202:
-                raise RuntimeError(f"batch member update: {response.status_code} {response.text}")
-        for binding, *_ in wave:
-            wait_active(conn, binding.lb_id)
-    return remove, add, len(picked)
-
 
 # --------------------------------------------------------------------------------------------
 # The two sides of the comparison
 # --------------------------------------------------------------------------------------------
-
-
-def sync_all(fleet: Fleet, first: bool) -> None:
-    """One provider call per LB, as the provider host makes them; keeps the new states."""
-    from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
-
-    provider = OctaviaNlbSyncProvider()
-    with contextlib.redirect_stderr(io.StringIO()):  # pulumi.log prints there outside Pulumi
-        if first:
-            fleet.states = [provider.create(inputs).outs for inputs in fleet.inputs]
-        else:
-            fleet.states = [
-                provider.update("id", state, inputs).outs
-                for state, inputs in zip(fleet.states, fleet.inputs, strict=True)
-            ]
 
 
 def delete_all(fleet: Fleet) -> None:
@@ -569,16 +158,6 @@ def timed(action: Callable[[], object]) -> float:
 # --------------------------------------------------------------------------------------------
 # Measuring one size
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Phase:
-    counts: Counter[str]
-    seconds: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
 
 
 @dataclass(slots=True)
@@ -682,7 +261,7 @@ BREAKDOWN_PARTS = (
     ("get LB", "providers.octavia_nlb_sync.octavia", "read_pool_ids"),
     ("list members", "providers.octavia_nlb_sync.octavia", "read_members"),
     ("describe TG", "providers.octavia_nlb_sync.elbv2", "list_targets"),
-    ("plan", "providers.octavia_nlb_sync.provider", "plan_group"),
+    ("plan", "providers.octavia_nlb_sync.sync", "plan_group"),
     ("log", "pulumi.log", "info"),
 )
 
@@ -888,21 +467,6 @@ def tables(results: list[Result], repeats: int) -> str:
     return "\n".join(lines)
 
 
-def update_readme(body: str) -> None:
-    """Replace everything from '## Latest figures' to the next '## ' (or the end)."""
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    head, marker, rest = text.partition("## Latest figures")
-    tail = ""
-    if marker:
-        after = rest.split("\n## ", 1)
-        tail = "\n## " + after[1] if len(after) == 2 else ""
-    README.write_text(head.rstrip() + "\n\n## Latest figures\n\n" + body.strip() + "\n" + tail)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -968,7 +532,7 @@ def run(sizes: tuple[Size, ...], repeats: int, write_readme: bool, force_profile
         print("\ncProfile of one fresh-client no-op sync, largest size:\n")
         print(profile_text)
     if write_readme:
-        update_readme(body)
+        write_figures("sync_scale", body)
         say(f"wrote {README.relative_to(ROOT)}")
     say(f"total {total:.0f} s")
     return 0 if all(c.passed for c in checks) else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from typing import Any
 
 _HANDED_OUT: set[int] = set()
 
@@ -21,7 +22,7 @@ def free_port() -> int:
             return port
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL if it has not exited within `timeout`; waits either way."""
     if process.poll() is not None:
         return

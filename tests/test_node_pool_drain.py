@@ -1,5 +1,6 @@
-"""The node-pool drain: planner properties (hypothesis), the Kubernetes shell against a real
-kube-apiserver (devenv.kube, marker `kube`), and create -> delete through the real provider host.
+"""The node-pool drain: planner properties (hypothesis), the poll helper of its waits, the
+Kubernetes shell against a real kube-apiserver (devenv.kube, marker `kube`), and create ->
+delete through the real provider host.
 
 What is real on the local cluster: the API server's cordon, its eviction subresource and its
 429/404/500 answers, the disruption controller keeping each PodDisruptionBudget's status, the
@@ -15,6 +16,7 @@ import concurrent.futures
 import re
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -43,6 +45,7 @@ from providers.node_pool_drain.provider import (
     drain_pool,
     wait_until_ready,
 )
+from providers.node_pool_drain.wait import wait_for
 from tests.fixtures.drain_world import DrainWorld
 from tests.provider_host import ProviderHost, ProviderHostError
 
@@ -181,7 +184,7 @@ def test_only_pods_still_to_evict_count_as_held_back_by_a_budget(listed, refused
         assert report.example == f"{min(held)}: budget says no"
 
 
-# --- the shell against a real API server (devenv.kube) --------------------------------------------
+# --- the poll helper both waits go through -------------------------------------------------------
 
 
 class FakeClock:
@@ -195,6 +198,64 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += max(seconds, 0.001)
+
+
+@dataclass(frozen=True)
+class Count:
+    n: int
+
+    def summary(self) -> str:
+        return f"count {self.n}"
+
+
+class Counting:
+    """Looks that go 0, 0, 1, 1, 2, ... and note what happened between them."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+        self.between: list[float] = []
+
+    def look(self) -> Count:
+        self.looks += 1
+        return Count((self.looks - 1) // 2)
+
+
+def test_the_wait_reports_progress_only_when_it_changed_and_returns_the_done_look():
+    clock, seen, lines = FakeClock(), Counting(), []
+    done = wait_for(
+        seen.look,
+        lambda c: c.n == 3,
+        interval=1,
+        wait=60,
+        timed_out=lambda c: AssertionError(c),
+        callback=lines.append,
+        between=seen.between.append,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert done == Count(3) and seen.looks == 7
+    assert lines == ["count 0", "count 1", "count 2", "count 3"]
+    assert seen.between == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "acts after each look not done"
+
+
+def test_the_wait_raises_what_the_last_look_makes_at_the_deadline_without_overshooting():
+    clock, seen = FakeClock(), Counting()
+    with pytest.raises(TimeoutError, match=r"^count 1$"):
+        wait_for(
+            seen.look,
+            lambda c: False,
+            interval=2,
+            wait=5,
+            timed_out=lambda c: TimeoutError(c.summary()),
+            callback=lambda _: None,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert clock.now == 5.0, "the last sleep stops at the deadline"
+    assert seen.looks == 4, "looks at 0, 2, 4 and at the deadline, 5"
+
+
+# --- the shell against a real API server (devenv.kube) --------------------------------------------
 
 
 class RecordedApi(NodePoolApi):

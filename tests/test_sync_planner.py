@@ -1,4 +1,5 @@
-"""Properties of the pure sync planner (hypothesis): convergence, scope, chunking, the guard."""
+"""Properties of the pure sync planner (hypothesis): convergence, scope, chunking, the guard;
+and the sync's planning step over what a read found (`sync.plan_groups`), which is pure too."""
 
 from ipaddress import IPv4Network
 
@@ -10,6 +11,7 @@ from providers.octavia_nlb_sync.planner import (
     MAX_TARGETS_PER_CALL,
     Member,
     SyncRefused,
+    Target,
     chunks,
     desired_in_every_pool,
     desired_targets,
@@ -17,8 +19,11 @@ from providers.octavia_nlb_sync.planner import (
     needs_zone_all,
     plan_group,
     plan_release,
+    registered,
     target_group_label,
 )
+from providers.octavia_nlb_sync.spec import SyncSpec
+from providers.octavia_nlb_sync.sync import Observed, plan_groups
 
 ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-443/0123456789abcdef"
 keys = st.builds(
@@ -166,3 +171,57 @@ def test_a_group_fed_by_a_tcp_and_a_udp_pool_targets_members_serving_in_both():
     udp = [Member("172.17.0.1", 8443), Member("172.17.0.2", 8443, weight=0)]
     assert desired_in_every_pool([tcp, udp]) == frozenset({"172.17.0.1:8443"})
     assert desired_in_every_pool([tcp]) == desired_targets(tcp)
+
+
+def test_a_draining_target_counts_as_gone():
+    described = [Target("172.17.0.1:443", "healthy"), Target("172.17.0.2:443", "draining")]
+    assert registered(described) == {"172.17.0.1:443"}
+
+
+POOL = "0b7e8e8e-1f6a-4c1e-9d4e-2a1f8c3b5d6e"
+OTHER = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/old-80/0123456789abcdef"
+
+
+def spec_for(*pools: str) -> SyncSpec:
+    return SyncSpec.from_props(
+        {
+            "loadbalancer_id": "5f0d7b1e-8c3a-4b2e-9f1d-6a7c8e9b0a1c",
+            "bindings": [{"pool_id": p, "target_group_arn": ARN} for p in pools],
+            "vpc_cidrs": ["10.10.0.0/16"],
+        }
+    )
+
+
+def test_the_plan_registers_a_draining_member_that_serves_again_and_never_deregisters_it_twice():
+    """The NLB lists a deregistered target as draining for its deregistration delay: a member
+    that serves again in Octavia meanwhile is registered anew, one that does not is left to
+    finish draining (deregistering it again would be a write for nothing)."""
+    owned = {ARN: frozenset({"172.17.0.1:443", "172.17.0.2:443", "172.17.0.3:443"})}
+    observed = Observed(
+        members={POOL: [Member("172.17.0.1", 443), Member("172.17.0.2", 443)]},
+        targets={
+            ARN: (
+                Target("172.17.0.1:443", "healthy"),
+                Target("172.17.0.2:443", "draining"),
+                Target("172.17.0.3:443", "draining"),
+            )
+        },
+    )
+    (plan,) = plan_groups(spec_for(POOL), observed, owned, {})
+    assert plan.register == ("172.17.0.2:443",)
+    assert plan.deregister == ()
+    assert plan.owned_after == ("172.17.0.1:443", "172.17.0.2:443")
+
+
+def test_the_plan_releases_a_group_no_binding_names_after_the_bound_ones():
+    owned = {OTHER: frozenset({"172.17.1.1:80"}), ARN: frozenset({"172.17.0.1:443"})}
+    observed = Observed(
+        members={POOL: [Member("172.17.0.1", 443)]},
+        targets={
+            ARN: (Target("172.17.0.1:443", "healthy"),),
+            OTHER: (Target("172.17.1.1:80", "healthy"), Target("172.17.1.2:80", "healthy")),
+        },
+    )
+    bound, released = plan_groups(spec_for(POOL), observed, owned, {})
+    assert (bound.target_group_arn, bound.is_noop) == (ARN, True)
+    assert (released.target_group_arn, released.deregister) == (OTHER, ("172.17.1.1:80",))

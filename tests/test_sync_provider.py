@@ -20,7 +20,9 @@ from providers.octavia_nlb_sync import OctaviaNlbSyncProvider, SyncRefused
 from providers.octavia_nlb_sync import elbv2 as elbv2_shell
 from providers.octavia_nlb_sync import octavia as octavia_shell
 from providers.octavia_nlb_sync.octavia import OctaviaUnavailable
+from providers.octavia_nlb_sync.planner import Target
 from providers.octavia_nlb_sync.provider import WrongOctaviaId
+from providers.octavia_nlb_sync.spec import ForeignPool
 from tests.fixtures.sync_world import VPC_CIDR, live, props, writes
 
 
@@ -177,9 +179,13 @@ def test_throttling_is_retried(octavia, target_group, elbv2, provider, monkeypat
     tg = target_group()
     attempts = Counter()
     real = elbv2_shell.client
+    hooked: set[int] = set()
 
     def throttled(region=None):
-        client = real(region)
+        client = real(region)  # one per region for the process: hook it once
+        if id(client) in hooked:
+            return client
+        hooked.add(id(client))
 
         def throttle(request, event_name, **_):
             operation_name = event_name.rsplit(".", 1)[-1]
@@ -289,8 +295,10 @@ def test_a_pool_of_another_lb_fails_the_check_and_the_create_naming_the_key(
         f"{KEY}: pool {foreign_pool} is not a pool of load balancer {lb.lb_id} "
         f"(its pools: {own_pool})"
     )
-    with pytest.raises(WrongOctaviaId, match=f"^{re.escape(KEY)}: pool {foreign_pool} is not"):
+    with pytest.raises(WrongOctaviaId, match=f"^{re.escape(KEY)}: pool {foreign_pool} is not") as e:
         provider.create(provider.check({}, news).inputs)
+    assert isinstance(e.value.__cause__, ForeignPool)
+    assert e.value.property == "bindings[1].pool_id"
     assert not writes(calls)
 
 
@@ -341,6 +349,17 @@ def test_a_pool_deleted_in_octavia_is_a_wrong_id_not_an_outage(
     lb.wait()
     with pytest.raises(WrongOctaviaId, match=f"octavia lb {lb.lb_id}: pool {http} is not a pool"):
         provider.diff("id", state, inputs)
+
+
+def test_the_shell_lists_each_target_with_its_state(octavia, target_group, provider):
+    """What a target's state means (draining: on its way out) is the planner's call, so the
+    shell hands every target over, with the state the NLB reports."""
+    lb, pool = octavia({443: [("172.17.0.1", 8443)]})
+    tg = target_group()
+    provider.create(checked(provider, props(lb.lb_id, (pool, tg))))
+    (target,) = elbv2_shell.list_targets(elbv2_shell.client(), tg)
+    assert isinstance(target, Target) and target.key == "172.17.0.1:8443"
+    assert target.state in {"initial", "healthy", "unhealthy", "unused", "unavailable"}
 
 
 def test_big_groups_are_written_in_chunks_of_200(target_group, elbv2, calls):

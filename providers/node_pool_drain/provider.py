@@ -8,16 +8,17 @@ the old pool's `NodePoolDrain`, which cordons the old nodes and evicts their Pod
 pool, and only then (4) deletes the old pool. That is the zero-downtime upgrade (new pool,
 cordon, drain, delete), and no Pod is killed by a node vanishing under it.
 
-`create`/`delete` read and write through `kube`, decide through `planner`, and log one line of
-progress per change. The kubeconfig arrives as a secret input and is never logged; clients are
-built inside each method because the provider object itself is pickled into the state.
+`create`/`delete` read and write through `kube`, decide through `planner`, poll through `wait`
+(one loop for both waits), and log one line of progress per change. The kubeconfig arrives as a
+secret input and is never logged; clients are built inside each method because the provider
+object itself is pickled into the state.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import pulumi
@@ -34,6 +35,7 @@ from providers.inputs import changed_inputs, check_inputs, keep_secret, known
 from providers.node_pool_drain.kube import Eviction, KubeUnavailable, NodePoolApi
 from providers.node_pool_drain.planner import (
     POOL_LABEL,
+    DrainPlan,
     Pod,
     Progress,
     Readiness,
@@ -46,6 +48,7 @@ from providers.node_pool_drain.planner import (
     readiness,
     to_cordon,
 )
+from providers.node_pool_drain.wait import Clock, Log, Sleep, wait_for
 
 PROVIDER_VERSION = "1"
 DEFAULTS: dict[str, Any] = {
@@ -59,10 +62,6 @@ DEFAULTS: dict[str, Any] = {
 INPUTS = ("pool_name", "kubeconfig", "min_ready_nodes", "provider_version", *DEFAULTS)
 REPLACE_ON = ("pool_name", "node_label")
 """Another pool is another drain: the old one must run its delete (the drain) on its own pool."""
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
-Log = Callable[[str], None]
 
 
 class NodesNotReady(Exception):
@@ -217,18 +216,16 @@ def wait_until_ready(
     log: Log = pulumi.log.info,
 ) -> Readiness:
     """Poll the pool's nodes until `wanted` are Ready, or raise NodesNotReady at the deadline."""
-    deadline = clock() + timeout
-    last: Readiness | None = None
-    while True:
-        state = readiness(pool, api.list_nodes(pool), wanted)
-        if state != last:
-            log(state.summary())
-            last = state
-        if state.done:
-            return state
-        if clock() >= deadline:
-            raise NodesNotReady(state, timeout)
-        sleep(max(0.0, min(poll, deadline - clock())))
+    return wait_for(
+        lambda: readiness(pool, api.list_nodes(pool), wanted),
+        lambda state: state.done,
+        interval=poll,
+        wait=timeout,
+        timed_out=lambda state: NodesNotReady(state, timeout),
+        callback=log,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 def drain_pool(
@@ -249,43 +246,63 @@ def drain_pool(
     says so, and that Pod is retried after a growing backoff while the others carry on. Raises
     DrainTimedOut at the deadline.
     """
-    deadline = clock() + timeout
-    nodes = api.list_nodes(pool)
-    for name in to_cordon(nodes):
-        api.cordon(name)
-    node_names = [n.name for n in nodes]
-    seen: set[str] = set()
-    refusals: dict[str, int] = {}
-    not_before: dict[str, float] = {}
-    reasons: dict[str, str] = {}
-    last: Progress | None = None
-    first = True
-    while True:
-        plan = plan_drain(api.list_pods(node_names))
+    drain = _Drain(api, pool, backoff_base=backoff_base, backoff_cap=backoff_cap, log=log)
+    return wait_for(
+        drain.look,
+        lambda _: drain.plan.done,
+        interval=poll,
+        wait=timeout,
+        timed_out=lambda _: DrainTimedOut(pool, timeout, drain.plan.blocking, drain.reasons),
+        callback=log,
+        between=drain.evict_due,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+@dataclass
+class _Drain:
+    """One drain between its looks: the nodes it cordoned, every Pod it has seen, and the
+    refusals with their backoff."""
+
+    api: NodePoolApi
+    pool: str
+    backoff_base: float
+    backoff_cap: float
+    log: Log
+    nodes: list[str] | None = None
+    plan: DrainPlan = field(default_factory=lambda: DrainPlan((), (), ()))
+    seen: set[str] = field(default_factory=set)
+    refusals: dict[str, int] = field(default_factory=dict)
+    not_before: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def look(self) -> Progress:
+        """The pool's Pods now; the first look cordons the nodes and says what stays."""
+        first = self.nodes is None
+        if self.nodes is None:
+            nodes = self.api.list_nodes(self.pool)
+            for name in to_cordon(nodes):
+                self.api.cordon(name)
+            self.nodes = [n.name for n in nodes]
+        self.plan = plan_drain(self.api.list_pods(self.nodes))
         if first:
-            log(_cordoned_summary(pool, len(node_names), plan.skipped))
-            first = False
-        seen.update(p.key for p in plan.blocking)
-        report = progress(pool, seen, plan, reasons)
-        if report != last:
-            log(report.summary())
-            last = report
-        if plan.done:
-            return report
-        now = clock()
-        if now >= deadline:
-            raise DrainTimedOut(pool, timeout, plan.blocking, reasons)
-        for pod in due(plan.evict, not_before, now):
-            result = api.evict(pod)
+            self.log(_cordoned_summary(self.pool, len(self.nodes), self.plan.skipped))
+        self.seen.update(p.key for p in self.plan.blocking)
+        return progress(self.pool, self.seen, self.plan, self.reasons)
+
+    def evict_due(self, now: float) -> None:
+        """Evict each Pod whose backoff has expired; a refusal doubles that Pod's backoff."""
+        for pod in due(self.plan.evict, self.not_before, now):
+            result = self.api.evict(pod)
             if result.outcome is Eviction.BLOCKED:
-                refusals[pod.key] = refusals.get(pod.key, 0) + 1
-                not_before[pod.key] = now + backoff_seconds(
-                    refusals[pod.key], base=backoff_base, cap=backoff_cap
+                self.refusals[pod.key] = self.refusals.get(pod.key, 0) + 1
+                self.not_before[pod.key] = now + backoff_seconds(
+                    self.refusals[pod.key], base=self.backoff_base, cap=self.backoff_cap
                 )
-                reasons[pod.key] = result.message or "refused by a PodDisruptionBudget"
+                self.reasons[pod.key] = result.message or "refused by a PodDisruptionBudget"
             else:
-                reasons.pop(pod.key, None)
-        sleep(max(0.0, min(poll, deadline - clock())))
+                self.reasons.pop(pod.key, None)
 
 
 def validate(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,5 +1,7 @@
-"""Octavia → NLB target sync: a pure planner (`planner`), thin I/O shells (`octavia`,
-`elbv2`) and the dynamic provider that runs them on every `pulumi up` (`provider`)."""
+"""Octavia → NLB target sync, one role a module: the inputs typed and checked (`spec`), the
+decisions on plain data (`planner`), the reads and writes (`octavia`, `elbv2`), the read → plan
+→ apply run (`sync`) and the dynamic provider the engine calls on every `pulumi up`
+(`provider`)."""
 
 from providers.octavia_nlb_sync.planner import SyncRefused
 from providers.octavia_nlb_sync.provider import (

@@ -16,7 +16,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from providers.octavia_nlb_sync.planner import chunks, needs_zone_all, split_target, target_key
+from providers.octavia_nlb_sync.planner import (
+    Target,
+    chunks,
+    needs_zone_all,
+    split_target,
+    target_key,
+)
 
 RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 10})
 
@@ -79,18 +85,21 @@ def is_target_group_not_found(error: BaseException) -> bool:
     )
 
 
-def list_targets(elbv2: Any, target_group_arn: str) -> frozenset[str]:
-    """The group's targets as `ip:port`, minus the draining ones (already on their way out)."""
+def list_targets(elbv2: Any, target_group_arn: str) -> tuple[Target, ...]:
+    """The group's targets as `ip:port`, each with its health state (draining ones included:
+    what they mean is the planner's call)."""
     try:
         described = elbv2.describe_target_health(TargetGroupArn=target_group_arn)
     except (ClientError, BotoCoreError) as error:
         raise ElbUnavailable(
             f"reading targets of {target_group_arn} failed: {error}. Nothing was changed."
         ) from error
-    return frozenset(
-        target_key(d["Target"]["Id"], int(d["Target"]["Port"]))
+    return tuple(
+        Target(
+            target_key(d["Target"]["Id"], int(d["Target"]["Port"])),
+            d.get("TargetHealth", {}).get("State", ""),
+        )
         for d in described["TargetHealthDescriptions"]
-        if d.get("TargetHealth", {}).get("State") != "draining"
     )
 
 

@@ -39,8 +39,8 @@ class OctaviaUnavailable(OctaviaError):
 
 class OctaviaNotFound(OctaviaError):
     """Octavia answered that an object is not there for this credential: no such id (404),
-    another project's (403), or a pool that is not the load balancer's. Running again will not
-    help; the id the stack names (or the credential) is wrong."""
+    another project's (403), or a pool that is not the load balancer's (`spec.ForeignPool`).
+    Running again will not help; the id the stack names (or the credential) is wrong."""
 
     def __init__(self, kind: str, id_: str, message: str | None = None) -> None:
         super().__init__(message or f"no Octavia {kind} {id_} (404)")

@@ -38,6 +38,21 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """A target as the NLB describes it: `ip:port` and its health state."""
+
+    key: str
+    state: str
+
+
+def registered(targets: Iterable[Target]) -> frozenset[str]:
+    """The targets that count as in the group: a draining one is already deregistered (it only
+    finishes its connections), so it is neither deregistered again nor taken as present, and a
+    member that serves again is registered anew."""
+    return frozenset(t.key for t in targets if t.state != "draining")
+
+
+@dataclass(frozen=True, slots=True)
 class GroupPlan:
     """The changes to one target group, and what the resource owns there afterwards."""
 

@@ -19,6 +19,9 @@ fields are reset in the target because they describe the target's own rollout, n
 The file is edited in place, scalar by scalar, so comments, key order, quoting and layout stay
 exactly as they were and the diff shows only the promoted lines. Nothing is committed: the
 result is a working-tree change to review, commit and merge like any other.
+
+Exit status (`tools.cli`): 0 promoted (or nothing to promote), 1 the promotion is refused, 2 a
+stack file is wrong, 3 a bug in this tool.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from model import stackfile
 from model.config import ConfigError
 from model.stack import parse
 from model.stackfile import PROJECT, ROOT, STACK_ORDER, StackFileError
+from tools import cli
 
 # What a promotion copies, as key paths under `hybrid-infra:`.
 PROMOTED: tuple[tuple[str, str], ...] = (("release", "version"), ("app", "image"))
@@ -304,6 +308,9 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False) -> P
     return Promotion(source, target, target_file, changes, diff, written=not dry_run)
 
 
+@cli.command(
+    usage=(StackFileError, ConfigError), refused=(PromotionRefused,), refused_as="promotion refused"
+)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.release.promote",
@@ -318,17 +325,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="show the diff, write nothing")
     parser.add_argument("--root", type=Path, default=ROOT, help="where the stack files are")
     args = parser.parse_args(argv)
-    try:
-        result = promote(args.root, args.source, args.target, dry_run=args.dry_run)
-    except PromotionRefused as refusal:
-        print(f"promotion refused: {refusal}", file=sys.stderr)
-        return 1
-    except (StackFileError, ConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = promote(args.root, args.source, args.target, dry_run=args.dry_run)
     if not result.changes:
         print(f"{args.target} already runs {args.source}'s release; nothing to promote")
-        return 0
+        return cli.OK
     print(result.diff, end="")
     for change in result.changes:
         print(f"  {change.path}: {_yaml(change.old)} → {_yaml(change.new)} ({change.why})")
@@ -339,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         print("Dry run: nothing was written.")
-    return 0
+    return cli.OK
 
 
 def _yaml(value: Any) -> str:

@@ -17,10 +17,10 @@ Before a later wave, `--advance` also checks that the released waves are applied
 since the update that last changed a Prod's version or the wave (`pulumi stack history`), and
 that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind").
 
-Exit status: 0 done, 1 refused (alerts fire, the gate is blind, the release is unverified,
-finished, not applied or still soaking, or Alertmanager or Prometheus cannot be read; no
-rollback fits), 2 the stack file is wrong or the command is incomplete or asks for something
-its mode does not do.
+Exit status (`tools.cli`): 0 done, 1 refused (alerts fire, the gate is blind, the release is
+unverified, finished, not applied or still soaking, or Alertmanager or Prometheus cannot be
+read; no rollback fits), 2 the stack file is wrong or the command is incomplete or asks for
+something its mode does not do, 3 a bug in this tool.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from model.release import ALERT_LABEL, release_plan
 from model.rollback import RollbackRefused, rollback
 from model.stack import parse
 from model.stackfile import PROJECT, ROOT, StackFileError
+from tools import cli
 from tools.release import gate
-from tools.release.gate import ALERTMANAGER_ENV, AppliedSource, Refused, UsageError
+from tools.release.gate import ALERTMANAGER_ENV, AppliedSource, Refused
 
 RELEASE_KEY = f"{PROJECT}:release"
 
@@ -222,6 +223,11 @@ def with_segments(text: str, prods: Mapping[str, Sequence[str]]) -> str:
 # --- command line ---------------------------------------------------------------------------
 
 
+@cli.command(
+    # gate's own UsageError until the gate takes tools.cli's (then this names it twice).
+    usage=(ConfigError, StackFileError, gate.UsageError, OSError),
+    refused=(Refused, RollbackRefused),
+)
 def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] = os.environ,
@@ -258,8 +264,7 @@ def main(
     args = parser.parse_args(argv)
     misused = misused_flags(args)
     if misused:
-        print(f"error: {misused}", file=sys.stderr)
-        return 2
+        raise cli.UsageError(misused)
     url = args.alertmanager or environ.get(ALERTMANAGER_ENV)
     prometheus = args.prometheus or (
         [environ[gate.PROMETHEUS_ENV]] if environ.get(gate.PROMETHEUS_ENV) else []
@@ -268,24 +273,16 @@ def main(
     for flag, given in checked if args.advance else []:
         parts = urllib.parse.urlsplit(given or "")
         if given and (parts.scheme not in ("http", "https") or not parts.netloc):
-            print(f"error: --{flag} {given}: give a URL, e.g. http://{given}", file=sys.stderr)
-            return 2
-    try:
-        stack = stackfile.read(args.stack, args.root)
-        if args.rollback:
-            print(rollback_now(stack.path, args.dry_run))
-        elif args.advance:
-            source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-            print(advance(stack.path, url, source, prometheus, dry_run=args.dry_run))
-        else:
-            print(render(args.stack, load_config(stack.text, stack.path.name)))
-    except (Refused, RollbackRefused) as refused:
-        print(f"refused: {refused}", file=sys.stderr)
-        return 1
-    except (ConfigError, StackFileError, UsageError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+            raise cli.UsageError(f"--{flag} {given}: give a URL, e.g. http://{given}")
+    stack = stackfile.read(args.stack, args.root)
+    if args.rollback:
+        print(rollback_now(stack.path, args.dry_run))
+    elif args.advance:
+        source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
+        print(advance(stack.path, url, source, prometheus, dry_run=args.dry_run))
+    else:
+        print(render(args.stack, load_config(stack.text, stack.path.name)))
+    return cli.OK
 
 
 def misused_flags(args: argparse.Namespace) -> str | None:

@@ -7,9 +7,9 @@
     uv run python -m tools.synth --stack prod --graph docs/prod.svg  # also .png, .dot, .mmd
     uv run python -m tools.synth --update-snapshots             # rewrite tests/snapshots/*.json
 
-The tree is printed when nothing else is asked for, or with `--tree`. Exit codes: 0 done (no
-changes), 1 changes found with `--exit-code`, 2 the stack config, the program or an input file
-is wrong (the message says what), 3 a bug in this tool (with a traceback).
+The tree is printed when nothing else is asked for, or with `--tree`. Exit codes (`tools.cli`):
+0 done (no changes), 1 changes found with `--exit-code`, 2 the stack config, the program or an
+input file is wrong (the message says what), 3 a bug in this tool (with a traceback).
 
 Everything goes through `tools.synth.snapshot`, so secrets are `[secret]` in every output.
 """
@@ -28,6 +28,8 @@ import pulumi
 
 from model import stackfile
 from model.stackfile import ROOT, StackFileError
+from tools import cli
+from tools.cli import UsageError
 from tools.synth import ProgramFailed, graph, snapshot, stack_config, synthesize
 from tools.synth.diff import diff, render_diff, summary
 from tools.synth.tree import render_tree
@@ -36,13 +38,12 @@ GOLDEN_DIR = ROOT / "tests" / "snapshots"
 UPDATE_COMMAND = "uv run python -m tools.synth --update-snapshots"
 TEXT_GRAPHS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
 IMAGE_GRAPHS = (".svg", ".png", ".pdf")
-OK, CHANGED, BAD_INPUT, BUG = 0, 1, 2, 3
+CHANGED = 1
+"""With `--exit-code`: the diff found changes (`tools.cli`'s 1: the tool worked, the answer is
+no)."""
 
 
-class UsageError(Exception):
-    """The command line or an input file is wrong; the message says how."""
-
-
+@cli.command(usage=(StackFileError, snapshot.DuplicateUrn, graph.GraphvizMissing))
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Parse `argv`, run, and return the exit code (tests call this in-process)."""
     out = out or sys.stdout
@@ -50,13 +51,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         return _run(args, out)
     except ProgramFailed as failed:
-        return _program_failed(failed)
-    except (UsageError, StackFileError, snapshot.DuplicateUrn, graph.GraphvizMissing) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return BAD_INPUT
-    except Exception:
-        traceback.print_exc()
-        return BUG
+        raise UsageError(_program_failed(failed)) from failed
 
 
 def stacks(root: Path = ROOT) -> list[str]:
@@ -161,7 +156,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         _write_graph(snap, Path(target))
         print(f"wrote {target}", file=sys.stderr)
         did_something = True
-    code = OK
+    code = cli.OK
     if before is not None:
         code = _report_diff(before, snap, args.diff[0], f"{stack} (this run)", args.exit_code, out)
         did_something = True
@@ -196,7 +191,7 @@ def _update_snapshots(names: list[str], out: TextIO) -> int:
         change = summary(diff(snapshot.loads(path.read_text()), snap)) if path.is_file() else "new"
         path.write_text(text)
         print(f"{path.relative_to(ROOT)}: updated ({change})", file=out)
-    return OK
+    return cli.OK
 
 
 def _report_diff(
@@ -209,7 +204,7 @@ def _report_diff(
 ) -> int:
     d = diff(old, new)
     out.write(render_diff(d, old_label, new_label))
-    return CHANGED if exit_code and not d.empty else OK
+    return CHANGED if exit_code and not d.empty else cli.OK
 
 
 def _read_snapshot(path: Path) -> dict[str, Any]:
@@ -240,13 +235,10 @@ def _write_graph(snap: dict[str, Any], target: Path) -> None:
         graph.render_svg(graph.to_dot(picture), target)
 
 
-def _program_failed(failed: ProgramFailed) -> int:
+def _program_failed(failed: ProgramFailed) -> str:
     """A stack-file mistake or a `RunError` is a message for the user; anything else is a bug
     in the program, so its traceback is shown too."""
     cause = failed.cause
     if isinstance(cause, pulumi.RunError):
-        print(f"error: {cause}", file=sys.stderr)
-    else:
-        print("error: the program raised:", file=sys.stderr)
-        traceback.print_exception(cause, file=sys.stderr)
-    return BAD_INPUT
+        return str(cause)
+    return "the program raised:\n" + "".join(traceback.format_exception(cause)).rstrip("\n")
