@@ -49,7 +49,7 @@ class Issued:
 class ThrowawayCa:
     """A self-signed CA whose certificate is written to `cert`; `issue` signs serving certificates.
 
-    Its key is never written: nothing outside this process can sign with it.
+    Its key is written only on request (`write_key`), for a server that signs with it itself.
     """
 
     def __init__(self, cert: Path, common_name: str) -> None:
@@ -62,6 +62,9 @@ class ThrowawayCa:
             .sign(self._key, hashes.SHA256())
         )
         cert.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+
+    def write_key(self, path: Path) -> Path:
+        return write_secret(path, key_pem(self._key))
 
     def issue(
         self,
