@@ -31,14 +31,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.network_policy import isolate
 from model.config import Edge
 from model.edge_config import LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
 from model.fleet import ClusterKind
+from model.pod_security import (
+    container_security_context,
+    pod_security_context,
+    writable_mounts,
+    writable_volumes,
+)
 from model.service_exposure import load_balancer_annotations
 
 CONFIG_KEY = "haproxy.cfg"
@@ -49,6 +57,10 @@ CPU_REQUEST = "100m"
 MEMORY = "256Mi"
 """Request and limit. At `maxconn 4096`, two 16 KiB buffers per connection come to 128 MiB;
 the rest is headroom for the process itself."""
+EPHEMERAL_REQUEST = "64Mi"
+EPHEMERAL_LIMIT = "256Mi"
+"""HAProxy writes no file; what counts is its log on stdout, which the node keeps (up to
+50 MiB at the kubelet's default rotation)."""
 
 
 def edge_settings(edge: Edge, cluster: str, addresses: Mapping[str, str]) -> EdgeSettings:
@@ -83,6 +95,8 @@ class EdgeProxyArgs:
     """The rendered haproxy.cfg (model.edge_config.render, then the liveness frontend)."""
     cluster_kind: ClusterKind
     """Which cloud's annotations keep the Service's load balancer internal."""
+    network_policy: Mapping[str, Any]
+    """What the proxies' namespace admits; nothing else gets in or out (`model.network_policy`)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -114,6 +128,7 @@ class EdgeProxy(pulumi.ComponentResource):
             opts=child,
         )
         self._service(name, args, child)
+        isolate(name, args.namespace, "edge-proxy", args.network_policy, child)
         self.register_outputs({})
 
     def _deployment(
@@ -143,13 +158,17 @@ class EdgeProxy(pulumi.ComponentResource):
                         termination_grace_period_seconds=DRAIN_SECONDS + 30,
                         containers=[_container(args.edge)],
                         topology_spread_constraints=_spread(),
+                        # HAProxy never calls the Kubernetes API.
+                        automount_service_account_token=False,
+                        security_context=pod_security_context(args.edge.security),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="config",
                                 config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
                                     name=config.metadata.name
                                 ),
-                            )
+                            ),
+                            *writable_volumes(args.edge.security),
                         ],
                     ),
                 ),
@@ -200,10 +219,16 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             failure_threshold=3,
         ),
         resources=k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": CPU_REQUEST, "memory": MEMORY},
+            requests={
+                "cpu": CPU_REQUEST,
+                "memory": MEMORY,
+                "ephemeral-storage": EPHEMERAL_REQUEST,
+            },
             # No CPU limit: throttling a proxy adds latency to every request it carries.
-            limits={"memory": MEMORY},
+            limits={"memory": MEMORY, "ephemeral-storage": EPHEMERAL_LIMIT},
         ),
+        # Listens on 8080 and 8081, so it needs no capability (none to bind below 1024).
+        security_context=container_security_context(),
         # A command, not the `sleep` action: that one needs Kubernetes 1.30; the haproxy
         # image (Debian) has `sleep`.
         lifecycle=k8s.core.v1.LifecycleArgs(
@@ -212,7 +237,10 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             )
         ),
         volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="config", mount_path="/usr/local/etc/haproxy")
+            k8s.core.v1.VolumeMountArgs(
+                name="config", mount_path="/usr/local/etc/haproxy", read_only=True
+            ),
+            *writable_mounts(edge.security),
         ],
     )
 
