@@ -128,7 +128,7 @@ class EdgeProxy(pulumi.ComponentResource):
             opts=child,
         )
         self._service(name, args, child)
-        isolate(name, args.namespace, "edge-proxy", args.network_policy, child)
+        isolate(name, args.namespace, "edge-proxy", args.network_policy, LABELS, child)
         self.register_outputs({})
 
     def _deployment(

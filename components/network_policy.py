@@ -22,18 +22,20 @@ def isolate(
     namespace: pulumi.Input[str],
     policy: str,
     allowed: Mapping[str, Any],
+    labels: Mapping[str, str],
     opts: pulumi.ResourceOptions,
 ) -> tuple[k8s.networking.v1.NetworkPolicy, k8s.networking.v1.NetworkPolicy]:
-    """`policy` (the allowed paths, `allowed`) and `default-deny` in `namespace`."""
+    """`policy` (the allowed paths, `allowed`) and `default-deny` in `namespace`, both with
+    the workload's `labels`."""
     allow = k8s.networking.v1.NetworkPolicy(
         f"{name}-network-policy",
-        metadata=ObjectMetaArgs(name=policy, namespace=namespace),
+        metadata=ObjectMetaArgs(name=policy, namespace=namespace, labels=dict(labels)),
         spec=dict(allowed),
         opts=opts,
     )
     deny = k8s.networking.v1.NetworkPolicy(
         f"{name}-default-deny",
-        metadata=ObjectMetaArgs(name="default-deny", namespace=namespace),
+        metadata=ObjectMetaArgs(name="default-deny", namespace=namespace, labels=dict(labels)),
         spec=DEFAULT_DENY,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[allow])),
     )

@@ -110,7 +110,9 @@ class Prod(pulumi.ComponentResource):
         )
         # Through the namespace's output, so everything below waits for the namespace.
         meta = ObjectMetaArgs(name=APP_NAME, namespace=self.namespace.metadata.name, labels=labels)
-        self.network_policies = isolate(name, meta.namespace, APP_NAME, args.network_policy, child)
+        self.network_policies = isolate(
+            name, meta.namespace, APP_NAME, args.network_policy, labels, child
+        )
         self.deployment = self._deployment(name, args, meta, labels, selector, child)
         self.service = self._service(name, args, meta, selector, child)
         self.disruption_budget = self._disruption_budget(name, meta, selector, child)
