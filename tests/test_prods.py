@@ -672,6 +672,49 @@ def test_an_address_in_edge_addresses_replaces_the_load_balancer_for_proxies_els
     assert children_by_type(result, PROD, "B-1")[SERVICE].inputs["spec"]["type"] == "LoadBalancer"
 
 
+def policy_of(result: Synthesis, type_: str, owner: str) -> dict[str, Any]:
+    """The allowing NetworkPolicy's spec of a Prod or a proxy (not its default-deny)."""
+    policies = [
+        r
+        for r in result.children(one(result.of_type(type_), owner))
+        if r.type == NETWORK_POLICY and r.inputs["metadata"]["name"] != "default-deny"
+    ]
+    return one(policies).inputs["spec"]
+
+
+def ip_blocks(peers: list[dict[str, Any]]) -> list[str]:
+    return [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p]
+
+
+def test_peer_networks_are_admitted_only_where_proxies_cross_clusters():
+    """Across clusters: each Prod admits `edge.peerNetworks`, and each proxy reaches them on
+    the port of every Prod elsewhere (an `edge.addresses` entry gives its own). On one
+    cluster: neither, only the proxies' Pods by their labels."""
+    peers = ["172.16.0.0/14", "10.10.0.0/16"]
+    spread = synth_with(lambda raw: raw["edge"].update(addresses={"B-1": "b-1.example.net:9443"}))
+    alone = synth_with(on_one_cluster)
+    for name in PROD_CLUSTERS:
+        (requests, _) = policy_of(spread, PROD, name)["ingress"]
+        assert ip_blocks(requests["from"]) == peers
+        (requests, _) = policy_of(alone, PROD, name)["ingress"]
+        assert ip_blocks(requests["from"]) == []
+    egress = {
+        cluster: [
+            (ip_blocks(rule["to"]), [p["port"] for p in rule["ports"]])
+            for rule in policy_of(spread, EDGE_PROXY, f"{cluster}-edge-proxy")["egress"]
+            if ip_blocks(rule.get("to", []))
+        ]
+        for cluster in "ABC"
+    }
+    assert egress == {
+        "A": [(peers, [8080, 9443])],
+        "B": [(peers, [8080])],
+        "C": [(peers, [8080, 9443])],
+    }
+    for rule in policy_of(alone, EDGE_PROXY, "B-edge-proxy")["egress"]:
+        assert rule.get("to") != [] and not ip_blocks(rule.get("to", [])), rule
+
+
 def test_a_load_balancer_address_is_its_name_or_ip_and_none_is_an_error_naming_the_prod():
     def status(**ingress: str | None) -> SimpleNamespace:
         return SimpleNamespace(load_balancer=SimpleNamespace(ingress=[SimpleNamespace(**ingress)]))
