@@ -20,7 +20,9 @@ too: the API server refuses edits, and kubelets stop watching it.
 **Pods** request CPU and memory (memory limited at the request, so a proxy at its limit is not
 the first thing evicted under node pressure), spread over nodes, and have a liveness probe that
 HAProxy answers itself (`model.edge_config.liveness_frontend`), distinct from readiness on the
-traffic port.
+traffic port. They run as `edge.security`'s user on a read-only root filesystem, with no
+capability and no service-account token (`model.pod_security`), and their NetworkPolicies let
+users in and the proxies out to the Prods only (`model.network_policy`).
 
 **The Service is internal by default**, with each cloud's annotation
 (`model.service_exposure`), and admits `edge.sourceRanges` only when they are given.
@@ -38,6 +40,7 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.network_policy import isolate
+from components.wire import wire
 from model.config import Edge
 from model.edge_config import LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
 from model.fleet import ClusterKind
@@ -160,7 +163,7 @@ class EdgeProxy(pulumi.ComponentResource):
                         topology_spread_constraints=_spread(),
                         # HAProxy never calls the Kubernetes API.
                         automount_service_account_token=False,
-                        security_context=pod_security_context(args.edge.security),
+                        security_context=wire(pod_security_context(args.edge.security)),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="config",
@@ -168,7 +171,7 @@ class EdgeProxy(pulumi.ComponentResource):
                                     name=config.metadata.name
                                 ),
                             ),
-                            *writable_volumes(args.edge.security),
+                            *wire(writable_volumes(args.edge.security)),
                         ],
                     ),
                 ),
@@ -228,7 +231,7 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             limits={"memory": MEMORY, "ephemeral-storage": EPHEMERAL_LIMIT},
         ),
         # Listens on 8080 and 8081, so it needs no capability (none to bind below 1024).
-        security_context=container_security_context(),
+        security_context=wire(container_security_context()),
         # A command, not the `sleep` action: that one needs Kubernetes 1.30; the haproxy
         # image (Debian) has `sleep`.
         lifecycle=k8s.core.v1.LifecycleArgs(
@@ -240,7 +243,7 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             k8s.core.v1.VolumeMountArgs(
                 name="config", mount_path="/usr/local/etc/haproxy", read_only=True
             ),
-            *writable_mounts(edge.security),
+            *wire(writable_mounts(edge.security)),
         ],
     )
 

@@ -14,12 +14,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from components.wire import wire
 from model.network_policy import DEFAULT_DENY
 
 
 def isolate(
     name: str,
-    namespace: pulumi.Input[str],
+    namespace: pulumi.Input[str | None],
     policy: str,
     allowed: Mapping[str, Any],
     labels: Mapping[str, str],
@@ -30,13 +31,13 @@ def isolate(
     allow = k8s.networking.v1.NetworkPolicy(
         f"{name}-network-policy",
         metadata=ObjectMetaArgs(name=policy, namespace=namespace, labels=dict(labels)),
-        spec=dict(allowed),
+        spec=wire(allowed),
         opts=opts,
     )
     deny = k8s.networking.v1.NetworkPolicy(
         f"{name}-default-deny",
         metadata=ObjectMetaArgs(name="default-deny", namespace=namespace, labels=dict(labels)),
-        spec=DEFAULT_DENY,
+        spec=wire(DEFAULT_DENY),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[allow])),
     )
     return allow, deny

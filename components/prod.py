@@ -2,7 +2,9 @@
 
 Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler,
 with its alert rules and PodMonitor; only the image tag (its wave's version) and its labels
-differ. Rolling updates never take a serving Pod away before its replacement is ready
+differ. Its Pods run hardened (`model.pod_security`: the namespace enforces the `restricted`
+Pod Security Standard), and its NetworkPolicies admit only the proxies and Prometheus
+(`model.network_policy`). Rolling updates never take a serving Pod away before its replacement is ready
 (maxUnavailable 0), Pods are spread over zones and nodes so one failure takes few of them, and
 load, not a fixed count, sets the replica count.
 Where proxies on other clusters route to the Prod, its Service is an internal L4 load balancer
@@ -47,6 +49,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from components.clusters.fleet import ClusterHandle
 from components.network_policy import isolate
+from components.wire import wire
 from model.config import App, version_tag
 from model.pod_security import (
     container_security_context,
@@ -159,8 +162,8 @@ class Prod(pulumi.ComponentResource):
                         topology_spread_constraints=_spread(selector),
                         # The app never calls the Kubernetes API.
                         automount_service_account_token=False,
-                        security_context=pod_security_context(args.app.security),
-                        volumes=writable_volumes(args.app.security),
+                        security_context=wire(pod_security_context(args.app.security)),
+                        volumes=wire(writable_volumes(args.app.security)),
                     ),
                 ),
             ),
@@ -385,8 +388,8 @@ def _container(app: App, version: str) -> ContainerArgs:
                 "ephemeral-storage": resources.ephemeral_storage_limit,
             },
         ),
-        security_context=container_security_context(),
-        volume_mounts=writable_mounts(app.security),
+        security_context=wire(container_security_context()),
+        volume_mounts=wire(writable_mounts(app.security)),
     )
 
 

@@ -314,7 +314,7 @@ def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
 
 def test_pool_name_carries_version_and_deploy_id(prod):
     pool = one(prod.of_type(GKE_NODE_POOL))
-    assert pool.inputs["name"] == "g-1-35-8-gke-1225000-r42"
+    assert pool.inputs["name"] == "g-1-35-8-gke-1225000-r43"
     assert pool.inputs["version"] == "1.35.8-gke.1225000"
     assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": False}
     cluster = one(prod.of_type(GKE_CLUSTER))
@@ -355,7 +355,7 @@ def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings():
     for version in ("1.35.8-gke.1225000", "1.35.9-gke.1100000"):
         result = synth_with(blue_green(version))
         pools.append(one(result.of_type(GKE_NODE_POOL)))
-    assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r42"
+    assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r43"
     assert [p.inputs["version"] for p in pools] == ["1.35.8-gke.1225000", "1.35.9-gke.1100000"]
     settings = pools[0].inputs["upgradeSettings"]
     assert settings["strategy"] == "BLUE_GREEN"
@@ -452,7 +452,7 @@ def test_a_gke_cluster_without_authorized_networks_is_a_config_error_naming_the_
 def test_a_cluster_name_too_long_for_its_node_service_account_is_a_config_error():
     raw = raw_of()
     raw["clusters"]["games-europe-west-prime"] = raw["clusters"].pop("G")
-    # A short pool name (`<cluster>-pool-r42`), so that only the account's id is too long.
+    # A short pool name (`<cluster>-pool-r43`), so that only the account's id is too long.
     raw["clusters"]["games-europe-west-prime"]["upgrade"] = "blue-green"
     with pytest.raises(ConfigError) as error:
         parse(raw)

@@ -6,6 +6,10 @@ the stack file is a new name, which GKE can only apply by replacing the pool. Pu
 create-before-delete by default, and a `NodePoolDrain` beside each pool drains the old nodes
 between the two steps. `upgrade: blue-green` instead keeps the name and lets GKE's native
 blue-green upgrade move the nodes; docs/gke-node-pools.md compares the two.
+
+Least privilege: the nodes run as a service account of the cluster's own with the one role GKE
+nodes need, Pods get Workload Identity instead of the nodes' credentials, the nodes have no
+external address, and the control plane admits only `authorizedNetworks`.
 """
 
 from __future__ import annotations
