@@ -2,11 +2,12 @@
 
 Every Prod is the same namespace, Deployment, Service, PodDisruptionBudget and autoscaler,
 with its alert rules and PodMonitor; only the image tag (its wave's version) and its labels
-differ. Its Pods run hardened (`model.pod_security`: the namespace enforces the `restricted`
-Pod Security Standard), and its NetworkPolicies admit only the proxies and Prometheus
-(`model.network_policy`). Rolling updates never take a serving Pod away before its replacement is ready
+differ. Rolling updates never take a serving Pod away before its replacement is ready
 (maxUnavailable 0), Pods are spread over zones and nodes so one failure takes few of them, and
 load, not a fixed count, sets the replica count.
+Its Pods run hardened (`model.pod_security`: the namespace enforces the `restricted` Pod
+Security Standard), and its NetworkPolicies admit only the proxies and Prometheus
+(`model.network_policy`).
 Where proxies on other clusters route to the Prod, its Service is an internal L4 load balancer
 (`model.service_exposure`), and they reach it at the address the cloud gives it.
 """

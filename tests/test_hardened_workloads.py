@@ -385,6 +385,9 @@ def test_the_api_server_admits_the_pods_as_restricted_and_refuses_them_without_n
             assert status == 403, owner
             assert 'violates PodSecurity "restricted:v1.34"' in message
             assert "runAsNonRoot != true" in message
+            # Admitted for real, the scheduler places it and kwok (the kubelet here) runs it.
+            cluster.request("POST", pods, json.dumps(pod).encode())
+            assert running(cluster, namespace, "hardened"), owner
             # Its NetworkPolicies are valid objects too (no plugin here enforces them).
             for policy in siblings(prod, deployment, NETWORK_POLICY):
                 body = manifest(policy) | {"metadata": {"name": "p", "namespace": namespace}}
@@ -392,6 +395,18 @@ def test_the_api_server_admits_the_pods_as_restricted_and_refuses_them_without_n
                 assert create(cluster, path, body) == (201, ""), policy.name
         finally:
             cluster.request("DELETE", f"/api/v1/namespaces/{namespace}")
+
+
+def running(cluster: LocalCluster, namespace: str, name: str, seconds: float = 60) -> bool:
+    """Whether the Pod becomes Ready; its scheduling condition says why not."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pod = cluster.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+        conditions = {c["type"]: c for c in pod["status"].get("conditions", [])}
+        if conditions.get("Ready", {}).get("status") == "True":
+            return True
+        time.sleep(0.5)
+    raise AssertionError(f"{namespace}/{name} not Ready: {pod['status']}")
 
 
 def one_deployment(result: Synthesis, component_type: str, name: str) -> Registered:
