@@ -20,7 +20,9 @@ too: the API server refuses edits, and kubelets stop watching it.
 **Pods** request CPU and memory (memory limited at the request, so a proxy at its limit is not
 the first thing evicted under node pressure), spread over nodes, and have a liveness probe that
 HAProxy answers itself (`model.edge_config.liveness_frontend`), distinct from readiness on the
-traffic port.
+traffic port. They run as `edge.security`'s user on a read-only root filesystem, with no
+capability and no service-account token (`model.pod_security`), and their NetworkPolicies let
+users in and the proxies out to the Prods only (`model.network_policy`).
 
 **The CA of `edge.tls`** (the proxies verify the Prods they reach on other clusters with it) is a
 Secret named by its content like the configuration, immutable, and mounted read-only at
@@ -37,15 +39,24 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from pydantic import SecretStr
 
+from components.network_policy import isolate
+from components.wire import wire
 from model.config import Edge, EdgeTls
 from model.edge_config import CA_FILE, LIVENESS_PATH, LIVENESS_PORT, PORT, EdgeSettings
 from model.fleet import ClusterKind
+from model.pod_security import (
+    container_security_context,
+    pod_security_context,
+    writable_mounts,
+    writable_volumes,
+)
 from model.service_exposure import load_balancer_annotations
 from model.stackfile import SECRET_PLACEHOLDER
 
@@ -57,6 +68,10 @@ CPU_REQUEST = "100m"
 MEMORY = "256Mi"
 """Request and limit. At `maxconn 4096`, two 16 KiB buffers per connection come to 128 MiB;
 the rest is headroom for the process itself."""
+EPHEMERAL_REQUEST = "64Mi"
+EPHEMERAL_LIMIT = "256Mi"
+"""HAProxy writes no file; what counts is its log on stdout, which the node keeps (up to
+50 MiB at the kubelet's default rotation)."""
 
 
 def edge_settings(edge: Edge, cluster: str, addresses: Mapping[str, str]) -> EdgeSettings:
@@ -92,6 +107,8 @@ class EdgeProxyArgs:
     """The rendered haproxy.cfg (model.edge_config.render, then the liveness frontend)."""
     cluster_kind: ClusterKind
     """Which cloud's annotations keep the Service's load balancer internal."""
+    network_policy: Mapping[str, Any]
+    """What the proxies' namespace admits; nothing else gets in or out (`model.network_policy`)."""
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -124,6 +141,7 @@ class EdgeProxy(pulumi.ComponentResource):
             opts=child,
         )
         self._service(name, args, child)
+        isolate(name, args.namespace, "edge-proxy", args.network_policy, LABELS, child)
         self.register_outputs({})
 
     def _deployment(
@@ -154,6 +172,9 @@ class EdgeProxy(pulumi.ComponentResource):
                         termination_grace_period_seconds=DRAIN_SECONDS + 30,
                         containers=[_container(args.edge)],
                         topology_spread_constraints=_spread(),
+                        # HAProxy never calls the Kubernetes API.
+                        automount_service_account_token=False,
+                        security_context=wire(pod_security_context(args.edge.security)),
                         volumes=[
                             k8s.core.v1.VolumeArgs(
                                 name="config",
@@ -162,6 +183,7 @@ class EdgeProxy(pulumi.ComponentResource):
                                 ),
                             ),
                             *_ca_volumes(ca),
+                            *wire(writable_volumes(args.edge.security)),
                         ],
                     ),
                 ),
@@ -212,10 +234,16 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             failure_threshold=3,
         ),
         resources=k8s.core.v1.ResourceRequirementsArgs(
-            requests={"cpu": CPU_REQUEST, "memory": MEMORY},
+            requests={
+                "cpu": CPU_REQUEST,
+                "memory": MEMORY,
+                "ephemeral-storage": EPHEMERAL_REQUEST,
+            },
             # No CPU limit: throttling a proxy adds latency to every request it carries.
-            limits={"memory": MEMORY},
+            limits={"memory": MEMORY, "ephemeral-storage": EPHEMERAL_LIMIT},
         ),
+        # Listens on 8080 and 8081, so it needs no capability (none to bind below 1024).
+        security_context=wire(container_security_context()),
         # A command, not the `sleep` action: that one needs Kubernetes 1.30; the haproxy
         # image (Debian) has `sleep`.
         lifecycle=k8s.core.v1.LifecycleArgs(
@@ -224,8 +252,11 @@ def _container(edge: Edge) -> k8s.core.v1.ContainerArgs:
             )
         ),
         volume_mounts=[
-            k8s.core.v1.VolumeMountArgs(name="config", mount_path="/usr/local/etc/haproxy"),
+            k8s.core.v1.VolumeMountArgs(
+                name="config", mount_path="/usr/local/etc/haproxy", read_only=True
+            ),
             *_ca_mounts(edge),
+            *wire(writable_mounts(edge.security)),
         ],
     )
 

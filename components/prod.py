@@ -5,12 +5,16 @@ with its alert rules and PodMonitor; only the image tag (its wave's version) and
 differ. Rolling updates never take a serving Pod away before its replacement is ready
 (maxUnavailable 0), Pods are spread over zones and nodes so one failure takes few of them, and
 load, not a fixed count, sets the replica count.
+Its Pods run hardened (`model.pod_security`: the namespace enforces the `restricted` Pod
+Security Standard), and its NetworkPolicies admit only the proxies and Prometheus
+(`model.network_policy`).
 Where proxies on other clusters route to the Prod, its Service is an internal L4 load balancer
 (`model.service_exposure`), and they reach it at the address the cloud gives it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +42,23 @@ from pulumi_kubernetes.core.v1 import (
     ResourceRequirementsArgs,
     ServicePortArgs,
     ServiceSpecArgs,
+    TCPSocketActionArgs,
     TopologySpreadConstraintArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from components.clusters.fleet import ClusterHandle
-from model.config import App
+from components.network_policy import isolate
+from components.wire import wire
+from model.config import App, version_tag
+from model.pod_security import (
+    container_security_context,
+    pod_security_context,
+    psa_labels,
+    writable_mounts,
+    writable_volumes,
+)
 from model.prod_alerts import pod_monitor, prod_alert_rules
 from model.service_exposure import load_balancer_annotations
 
@@ -63,8 +77,10 @@ class ProdArgs:
     cluster: ClusterHandle
     app: App
     version: str
-    """The release version of this Prod's wave: the image tag."""
+    """The release version of this Prod's wave: the image tag, and maybe its digest."""
     wave: int
+    network_policy: Mapping[str, Any]
+    """What its namespace admits; nothing else gets in or out (`model.network_policy`)."""
     reached_from_other_clusters: bool = False
     """Proxies on other clusters may route to it, so its Service is an internal load balancer."""
 
@@ -93,11 +109,14 @@ class Prod(pulumi.ComponentResource):
 
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=ObjectMetaArgs(name=self.namespace_name, labels=labels),
+            metadata=ObjectMetaArgs(name=self.namespace_name, labels={**labels, **psa_labels()}),
             opts=child,
         )
         # Through the namespace's output, so everything below waits for the namespace.
         meta = ObjectMetaArgs(name=APP_NAME, namespace=self.namespace.metadata.name, labels=labels)
+        self.network_policies = isolate(
+            name, meta.namespace, APP_NAME, args.network_policy, labels, child
+        )
         self.deployment = self._deployment(name, args, meta, labels, selector, child)
         self.service = self._service(name, args, meta, selector, child)
         self.disruption_budget = self._disruption_budget(name, meta, selector, child)
@@ -142,6 +161,10 @@ class Prod(pulumi.ComponentResource):
                     spec=PodSpecArgs(
                         containers=[_container(args.app, args.version)],
                         topology_spread_constraints=_spread(selector),
+                        # The app never calls the Kubernetes API.
+                        automount_service_account_token=False,
+                        security_context=wire(pod_security_context(args.app.security)),
+                        volumes=wire(writable_volumes(args.app.security)),
                     ),
                 ),
             ),
@@ -306,7 +329,7 @@ def prod_labels(prod: str, cluster: str, version: str) -> dict[str, str]:
         "app.kubernetes.io/part-of": "hybrid-infra",
         PROD_LABEL: prod,
         CLUSTER_LABEL: cluster,
-        VERSION_LABEL: version,
+        VERSION_LABEL: version_tag(version),
     }
 
 
@@ -329,7 +352,7 @@ def int_or_percent(value: str) -> int | str:
 
 
 def _container(app: App, version: str) -> ContainerArgs:
-    health = HTTPGetActionArgs(path=app.health_path, port=PORT_NAME)
+    resources = app.resources
     return ContainerArgs(
         name=APP_NAME,
         image=f"{app.image}:{version}",
@@ -337,22 +360,37 @@ def _container(app: App, version: str) -> ContainerArgs:
             ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP"),
             *_metrics_ports(app),
         ],
-        # Readiness gates traffic and the rollout; liveness restarts a wedged process. Liveness
-        # is slower to act, so a slow start or a busy moment is not mistaken for a dead Pod.
+        # Readiness asks the health path and takes a slow or overloaded Pod out of rotation
+        # within 15 s. Liveness asks only whether the process still accepts connections, and
+        # for a minute: a Pod that is merely slow must not be restarted (a restart under load
+        # makes the load worse), only one whose server is gone.
         readiness_probe=ProbeArgs(
-            http_get=health, period_seconds=5, timeout_seconds=2, failure_threshold=3
-        ),
-        liveness_probe=ProbeArgs(
-            http_get=health,
-            initial_delay_seconds=15,
-            period_seconds=10,
+            http_get=HTTPGetActionArgs(path=app.health_path, port=PORT_NAME),
+            period_seconds=5,
             timeout_seconds=2,
             failure_threshold=3,
         ),
-        resources=ResourceRequirementsArgs(
-            requests={"cpu": app.resources.cpu_request, "memory": app.resources.memory_request},
-            limits={"cpu": app.resources.cpu_limit, "memory": app.resources.memory_limit},
+        liveness_probe=ProbeArgs(
+            tcp_socket=TCPSocketActionArgs(port=PORT_NAME),
+            initial_delay_seconds=15,
+            period_seconds=10,
+            timeout_seconds=5,
+            failure_threshold=6,
         ),
+        resources=ResourceRequirementsArgs(
+            requests={
+                "cpu": resources.cpu_request,
+                "memory": resources.memory_request,
+                "ephemeral-storage": resources.ephemeral_storage_request,
+            },
+            limits={
+                "cpu": resources.cpu_limit,
+                "memory": resources.memory_limit,
+                "ephemeral-storage": resources.ephemeral_storage_limit,
+            },
+        ),
+        security_context=wire(container_security_context()),
+        volume_mounts=wire(writable_mounts(app.security)),
     )
 
 

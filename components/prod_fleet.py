@@ -32,12 +32,26 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from components.clusters.fleet import ClusterHandle
+from components.edge_proxy import LABELS as EDGE_LABELS
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs, content_name, edge_settings
-from components.prod import Prod, ProdArgs, remote_address, service_endpoint
+from components.prod import (
+    APP_NAME,
+    PORT_NAME,
+    PROD_LABEL,
+    Prod,
+    ProdArgs,
+    metrics_port_name,
+    remote_address,
+    selector_labels,
+    service_endpoint,
+)
 from model import fleet
-from model.config import App, ConfigError, Edge, StackConfig
+from model.config import App, ConfigError, Edge, StackConfig, required
+from model.edge_config import PORT as EDGE_PORT
 from model.edge_config import liveness_frontend, render
+from model.network_policy import edge_policy, prod_policy
 from model.placement import Fallbacks, Placement, Route, fallbacks_for, placement_for
+from model.pod_security import psa_labels
 from model.release import ReleasePlan, release_plan
 from model.service_exposure import reached_from_other_clusters
 
@@ -88,6 +102,9 @@ class ProdFleet(pulumi.ComponentResource):
                         app=config.app,
                         version=planned.version,
                         wave=planned.wave,
+                        network_policy=prods_admit(
+                            prod_name, config.app, required(config.edge, "edge"), remote
+                        ),
                         reached_from_other_clusters=prod_name in remote,
                     ),
                     opts=self._on(planned.cluster),
@@ -101,7 +118,7 @@ class ProdFleet(pulumi.ComponentResource):
         document = json.dumps(self.routing, indent=2, sort_keys=True)
         addresses = self._remote_addresses(config, remote)
         self.routing_maps = [
-            self._publish(args.clusters[cluster], document, config, addresses)
+            self._publish(args.clusters[cluster], document, config, addresses, remote)
             for cluster in hosting_clusters(config)
         ]
         self.register_outputs({"routing": self.routing, "releasePlan": self.release_plan})
@@ -133,6 +150,7 @@ class ProdFleet(pulumi.ComponentResource):
         document: str,
         config: StackConfig,
         addresses: Mapping[str, pulumi.Output[str]],
+        remote: frozenset[str],
     ) -> k8s.core.v1.ConfigMap:
         """The routing ConfigMap and the edge proxy on one cluster.
 
@@ -143,7 +161,8 @@ class ProdFleet(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{cluster.name}-edge",
             metadata=ObjectMetaArgs(
-                name=EDGE_NAMESPACE, labels={"app.kubernetes.io/part-of": "hybrid-infra"}
+                name=EDGE_NAMESPACE,
+                labels={"app.kubernetes.io/part-of": "hybrid-infra", **psa_labels()},
             ),
             opts=on_cluster,
         )
@@ -177,6 +196,7 @@ class ProdFleet(pulumi.ComponentResource):
                     edge=config.edge,
                     config=proxy_config(document, config.edge, cluster.name, elsewhere),
                     cluster_kind=cluster.load_balancer_cloud,
+                    network_policy=proxies_admit(config, cluster.name, remote),
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     on_cluster,
@@ -186,6 +206,41 @@ class ProdFleet(pulumi.ComponentResource):
                 ),
             )
         return routing
+
+
+def prods_admit(prod: str, app: App, edge: Edge, remote: frozenset[str]) -> dict[str, Any]:
+    """A Prod's NetworkPolicy: its cluster's proxies, and `edge.peerNetworks` where proxies on
+    other clusters route to it; Prometheus; out, DNS and `app.egress`."""
+    return prod_policy(
+        pod_labels=selector_labels(prod),
+        port=PORT_NAME,
+        metrics_port=metrics_port_name(app),
+        edge_namespace=EDGE_NAMESPACE,
+        edge_labels=EDGE_LABELS,
+        peer_networks=edge.peer_networks if prod in remote else (),
+        prometheus=app.metrics.prometheus,
+        egress=app.egress,
+    )
+
+
+def proxies_admit(config: StackConfig, cluster: str, remote: frozenset[str]) -> dict[str, Any]:
+    """The proxies' NetworkPolicy on `cluster`: users in; out, the Prods of their own cluster,
+    and, in `edge.peerNetworks`, the ports of the `remote` Prods on other clusters: the app's
+    port of their load balancers, or the one `edge.addresses` gives."""
+    edge, app = required(config.edge, "edge"), required(config.app, "app")
+    elsewhere = [p for p in sorted(remote) if config.prods[p].cluster != cluster]
+    return edge_policy(
+        pod_labels=EDGE_LABELS,
+        port=EDGE_PORT,
+        prod_namespace_label=PROD_LABEL,
+        prod_labels={"app.kubernetes.io/name": APP_NAME},
+        prod_port=app.port,
+        remote_ports=[
+            int(edge.addresses[p].rsplit(":", 1)[1]) if p in edge.addresses else app.port
+            for p in elsewhere
+        ],
+        peer_networks=edge.peer_networks,
+    )
 
 
 def proxy_config(

@@ -188,6 +188,8 @@ class NodeSpec:
     taints: Sequence[Mapping[str, str]] = ()
     cpu: str = "8"
     memory: str = "32Gi"
+    ephemeral_storage: str = "100Gi"
+    """A real kubelet reports its disk; without it, a Pod that requests any stays Pending."""
     pods: str = "110"
     kubelet: bool = True
     """False: registered, but no kubelet (kwok) reports for it, so it never turns Ready."""
@@ -261,6 +263,12 @@ class LocalCluster:
         import json
 
         for node in nodes:
+            resources = {
+                "cpu": node.cpu,
+                "memory": node.memory,
+                "ephemeral-storage": node.ephemeral_storage,
+                "pods": node.pods,
+            }
             body = {
                 "apiVersion": "v1",
                 "kind": "Node",
@@ -276,10 +284,7 @@ class LocalCluster:
                     },
                 },
                 "spec": {"taints": [dict(t) for t in node.taints]},
-                "status": {
-                    "allocatable": {"cpu": node.cpu, "memory": node.memory, "pods": node.pods},
-                    "capacity": {"cpu": node.cpu, "memory": node.memory, "pods": node.pods},
-                },
+                "status": {"allocatable": resources, "capacity": resources},
             }
             self.request("POST", "/api/v1/nodes", json.dumps(body).encode())
 

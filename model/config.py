@@ -352,6 +352,9 @@ class GkeClusterSpec(Model):
     capacity: Annotated[int, Field(ge=0)] = 0
     drained: bool = False
     monitoring: Monitoring = "none"
+    authorized_networks: tuple[IPv4Network, ...] = ()
+    """Where the control plane is reached from: the on-prem egress ranges of everything that
+    runs `pulumi up` and kubectl. The only networks it admits (model.rules requires one)."""
 
 
 class EncryptedValue(Model):
@@ -469,6 +472,20 @@ def ca_certificates(pem: str) -> list[x509.Certificate]:
     return certificates
 
 
+class WorkloadSecurity(Model):
+    """How a workload's containers run under the `restricted` Pod Security Standard: as this
+    user and group (above 10000, clear of the node's own accounts), on a read-only root
+    filesystem. `writablePaths` are its exceptions: each gets an emptyDir."""
+
+    run_as_user: Annotated[int, Field(ge=1, le=2147483647)] = 10001
+    run_as_group: Annotated[int, Field(ge=1, le=2147483647)] = 10001
+    writable_paths: tuple[Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")], ...] = ("/tmp",)
+
+
+PRIVATE_NETWORKS = tuple(IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+"""RFC 1918: where internal load balancers deliver from, unless a stack narrows it."""
+
+
 class Edge(Model):
     """The edge proxy (HAProxy) on every cluster that hosts Prods; see model/edge_config.py."""
 
@@ -495,10 +512,19 @@ class Edge(Model):
     tls: EdgeTls | None = None
     """With it, Prods on other clusters are reached over TLS at `addresses` (model.rules);
     without it, in plaintext (docs/prods.md, "Encrypted across clusters")."""
+    security: WorkloadSecurity = WorkloadSecurity(
+        run_as_user=10099, run_as_group=10099, writable_paths=()
+    )
+    """HAProxy writes nothing (no pid file, no socket), so it needs no writable path."""
+    peer_networks: tuple[Cidr, ...] = PRIVATE_NETWORKS
+    """Where proxies on other clusters connect from, through the Prods' internal load
+    balancers (which may rewrite the source): the only addresses, besides this cluster's
+    proxies, that a Prod's NetworkPolicy admits. Narrow it to the clusters' node ranges."""
 
 
 class Release(Model):
     version: Annotated[str, Field(min_length=1)]
+    """The image tag of the release, optionally pinned by digest: `2.3.1@sha256:<64 hex>`."""
     previous_version: Annotated[str, Field(min_length=1)]
     wave: Annotated[int, Field(ge=0)] = 0
     verified: bool = False
@@ -511,6 +537,19 @@ class Resources(Model):
     cpu_limit: str = "1"
     memory_request: str = "256Mi"
     memory_limit: str = "512Mi"
+    ephemeral_storage_request: str = "128Mi"
+    ephemeral_storage_limit: str = "1Gi"
+    """The writable paths, the logs the node keeps (50 MiB at the kubelet's defaults) and the
+    container's own layer: above it the kubelet evicts the Pod, not the node's other Pods."""
+
+
+class PrometheusPods(Model):
+    """The Pods that scrape the Prods on every cluster: their NetworkPolicy admits these only."""
+
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = "monitoring"
+    pod_labels: Annotated[dict[str, str], Field(min_length=1)] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "prometheus"}
+    )
 
 
 class AppMetrics(Model):
@@ -519,6 +558,7 @@ class AppMetrics(Model):
     path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/._~-]*$")] = "/metrics"
     port: Port | None = None
     """The container port of the metrics; by default the app's own `port`."""
+    prometheus: PrometheusPods = PrometheusPods()
 
 
 class AppAlerts(Model):
@@ -549,12 +589,21 @@ class App(Model):
     resources: Resources = Resources()
     metrics: AppMetrics = AppMetrics()
     alerts: AppAlerts = AppAlerts()
+    security: WorkloadSecurity = WorkloadSecurity()
+    egress: tuple[Cidr, ...] = ()
+    """Networks the app connects to (its databases, the APIs it calls); DNS is always allowed.
+    Every other connection out of a Prod is refused by its NetworkPolicy."""
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> App:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must not exceed maxReplicas")
         return self
+
+
+def version_tag(version: str) -> str:
+    """A release version without the digest that may pin it: the Prods' version label."""
+    return version.partition("@")[0]
 
 
 # --- the whole stack ------------------------------------------------------------------------

@@ -34,5 +34,19 @@ def gke_name(cluster_key: str) -> str:
     return _dns_label(cluster_key)
 
 
+SERVICE_ACCOUNT_ID = re.compile(r"^[a-z]([-a-z0-9]{4,28}[a-z0-9])$")
+"""IAM service account ids: 6-30 lowercase letters, digits or hyphens, starting with a letter."""
+
+
+def node_service_account_id(cluster_key: str) -> str:
+    """`gke-nodes-g`: the cluster's own node identity, shared with nothing else."""
+    return f"gke-nodes-{gke_name(cluster_key)}"
+
+
+def node_service_account_email(cluster_key: str, project: str) -> str:
+    """The address IAM gives a service account made in `project`: known before it exists."""
+    return f"{node_service_account_id(cluster_key)}@{project}.iam.gserviceaccount.com"
+
+
 def _dns_label(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

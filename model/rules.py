@@ -25,9 +25,16 @@ from model.config import (
     StackConfig,
     did_you_mean,
     duplicates,
+    version_tag,
 )
 from model.fleet import FleetCluster
-from model.gke_names import GKE_NAME, gke_name, node_pool_name
+from model.gke_names import (
+    GKE_NAME,
+    SERVICE_ACCOUNT_ID,
+    gke_name,
+    node_pool_name,
+    node_service_account_id,
+)
 from model.management_ports import management_port
 from model.placement import Stranded, place, placement_for, roomiest, spare
 from model.release import describe_waves, release_plan
@@ -211,6 +218,7 @@ def _is_ip(host: str) -> bool:
 
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_DIGEST = re.compile(r"^(@sha256:[0-9a-f]{64})?$")
 
 
 def _check_prods(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> list[str]:
@@ -242,11 +250,13 @@ def _check_prods(config: StackConfig, clusters: Mapping[str, FleetCluster]) -> l
             ("version", config.release.version),
             ("previousVersion", config.release.previous_version),
         ):
-            if not _LABEL_VALUE.match(version):
+            digest = version[len(version_tag(version)) :]
+            if not _LABEL_VALUE.match(version_tag(version)) or not _DIGEST.match(digest):
                 problems.append(
                     f"{PROJECT}:release.{key}: {version!r} must be an image tag that is also a "
                     "Kubernetes label value (letters, digits, '.', '_', '-'; at most 63; "
-                    "starts and ends alphanumeric)"
+                    "starts and ends alphanumeric), optionally pinned by the image's digest "
+                    "(2.3.1@sha256:<64 hex digits>)"
                 )
     resolved = all(p.cluster in clusters for p in config.prods.values()) and all(
         p in config.prods for s in config.segments for p in s.prods
@@ -554,6 +564,17 @@ def _gke(cluster_key: str, spec: GkeClusterSpec) -> list[str]:
                 "letters, digits or hyphens starting with a letter (shorten the cluster name "
                 "or the deploy id)"
             )
+    if not spec.authorized_networks:
+        problems.append(
+            f"{path}.authorizedNetworks: the control plane admits only these networks and none "
+            "is listed; give the on-prem egress ranges that run `pulumi up` and kubectl"
+        )
+    account = node_service_account_id(cluster_key)
+    if not SERVICE_ACCOUNT_ID.match(account):
+        problems.append(
+            f"{path}: the nodes' service account would be {account!r}; IAM needs 6-30 lowercase "
+            "letters, digits or hyphens starting with a letter (shorten the cluster name)"
+        )
     bg = spec.blue_green
     if bg is not None and bg.batch_percentage is not None and bg.batch_node_count is not None:
         problems.append(f"{path}.blueGreen: give batchPercentage or batchNodeCount, not both")

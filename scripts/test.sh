@@ -38,6 +38,10 @@ scripts/pulumi-cli.sh >"$builds/cli" 2>"$builds/cli.log" &
 cli_pid=$!
 scripts/control-plane.sh >"$builds/cp" 2>"$builds/cp.log" &
 cp_pid=$!
+# kube-score (tests/test_hardened_workloads.py), ~3 min cold. A test that needs it before it is
+# built runs the same script, which waits for this build (flock) and finds its result.
+scripts/kube-score.sh >"$builds/ks" 2>"$builds/ks.log" &
+ks_pid=$!
 built() {  # $1: pid, $2: name; prints its log, fails the run if the build failed
   if ! wait "$1"; then
     cat "$builds/$2.log" >&2
@@ -50,11 +54,13 @@ if [ "$#" -gt 0 ]; then
   # A chosen test: build first, then one pytest run with the arguments as given.
   built "$cli_pid" cli
   built "$cp_pid" cp
+  built "$ks_pid" ks
   HYBRID_INFRA_PULUMI_BIN="$(cat "$builds/cli")" HYBRID_INFRA_CONTROL_PLANE_BIN="$(cat "$builds/cp")" \
-    exec uv run pytest --durations=10 "$@"
+    HYBRID_INFRA_KUBE_SCORE="$(cat "$builds/ks")" exec uv run pytest --durations=10 "$@"
 fi
 status=0
 uv run pytest --durations=10 -m "not engine and not kube" || status=$?
+built "$ks_pid" ks
 built "$cli_pid" cli
 built "$cp_pid" cp
 export HYBRID_INFRA_PULUMI_BIN HYBRID_INFRA_CONTROL_PLANE_BIN

@@ -68,6 +68,8 @@ MAGNUM_TEMPLATE = "openstack:containerinfra/clusterTemplate:ClusterTemplate"
 
 GKE_CLUSTER = "gcp:container/cluster:Cluster"
 GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+GCP_SERVICE_ACCOUNT = "gcp:serviceaccount/account:Account"
+GCP_PROJECT_IAM_MEMBER = "gcp:projects/iAMMember:IAMMember"
 
 # --- Kubernetes --------------------------------------------------------------------------------
 
@@ -80,6 +82,7 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 # --- Pulumi Cloud (the deployments/ project) ---------------------------------------------------
 

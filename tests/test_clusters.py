@@ -35,6 +35,8 @@ from tests.synthesis import (
     EKS_CLUSTER,
     EKS_CLUSTER_COMPONENT,
     EKS_NODE_GROUP,
+    GCP_PROJECT_IAM_MEMBER,
+    GCP_SERVICE_ACCOUNT,
     GKE_CLUSTER,
     GKE_CLUSTER_COMPONENT,
     GKE_NODE_POOL,
@@ -329,7 +331,7 @@ def test_each_node_pool_has_a_drain_that_depends_on_it(prod):
 
 def test_pool_name_carries_version_and_deploy_id(prod):
     pool = one(prod.of_type(GKE_NODE_POOL))
-    assert pool.inputs["name"] == "g-1-35-8-gke-1225000-r42"
+    assert pool.inputs["name"] == "g-1-35-8-gke-1225000-r43"
     assert pool.inputs["version"] == "1.35.8-gke.1225000"
     assert pool.inputs["management"] == {"autoRepair": True, "autoUpgrade": False}
     cluster = one(prod.of_type(GKE_CLUSTER))
@@ -370,7 +372,7 @@ def test_native_blue_green_keeps_the_pool_name_and_sets_gke_upgrade_settings():
     for version in ("1.35.8-gke.1225000", "1.35.9-gke.1100000"):
         result = synth_with(blue_green(version))
         pools.append(one(result.of_type(GKE_NODE_POOL)))
-    assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r42"
+    assert pools[0].inputs["name"] == pools[1].inputs["name"] == "g-pool-r43"
     assert [p.inputs["version"] for p in pools] == ["1.35.8-gke.1225000", "1.35.9-gke.1100000"]
     settings = pools[0].inputs["upgradeSettings"]
     assert settings["strategy"] == "BLUE_GREEN"
@@ -406,6 +408,76 @@ def test_pool_names_follow_gke_naming_rules():
     )
     assert node_pool_name("G", spec) == "g-1-30"
     assert node_pool_name("Games_EU", spec) == "games-eu-1-30"
+
+
+# --- GKE: least privilege (mocks: the program's shape) --------------------------------------
+
+NODE_ACCOUNT = "gke-nodes-g@hybrid-prod-31337.iam.gserviceaccount.com"
+
+
+def test_gke_nodes_run_as_their_own_service_account_holding_only_the_node_role(prod):
+    account = one(prod.of_type(GCP_SERVICE_ACCOUNT))
+    assert account.inputs["accountId"] == "gke-nodes-g"
+    assert account.inputs["project"] == "hybrid-prod-31337"
+    grant = one(prod.of_type(GCP_PROJECT_IAM_MEMBER))
+    assert grant.inputs == {
+        "project": "hybrid-prod-31337",
+        "role": "roles/container.defaultNodeServiceAccount",
+        "member": f"serviceAccount:{NODE_ACCOUNT}",
+    }
+    assert account.urn in grant.dependencies
+    for pool in prod.of_type(GKE_NODE_POOL):
+        node = pool.inputs["nodeConfig"]
+        assert node["serviceAccount"] == NODE_ACCOUNT
+        # With its own account, IAM alone limits the nodes; the scope only lets IAM decide.
+        assert node["oauthScopes"] == ["https://www.googleapis.com/auth/cloud-platform"]
+        assert grant.urn in pool.dependencies, "nodes start once their account holds its role"
+
+
+@pytest.mark.parametrize("upgrade", ["pool-per-version", "blue-green"])
+def test_gke_pods_get_workload_identity_and_never_the_nodes_credentials(upgrade):
+    result = synth_with(lambda raw: raw["clusters"]["G"].update(upgrade=upgrade))
+    cluster = one(result.of_type(GKE_CLUSTER))
+    assert cluster.inputs["workloadIdentityConfig"] == {
+        "workloadPool": "hybrid-prod-31337.svc.id.goog"
+    }
+    pool = one(result.of_type(GKE_NODE_POOL))
+    assert pool.inputs["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+
+
+def test_gke_nodes_are_private_and_the_control_plane_admits_only_its_authorized_networks(prod):
+    cluster = one(prod.of_type(GKE_CLUSTER))
+    assert cluster.inputs["privateClusterConfig"] == {"enablePrivateNodes": True}
+    assert cluster.inputs["masterAuthorizedNetworksConfig"] == {
+        "cidrBlocks": [{"cidrBlock": "203.0.113.64/27", "displayName": "authorizedNetworks[0]"}],
+        "gcpPublicCidrsAccessEnabled": False,
+    }
+
+
+def test_a_gke_cluster_without_authorized_networks_is_a_config_error_naming_the_key():
+    with pytest.raises(ProgramFailed) as failed:
+        synth_with(lambda raw: raw["clusters"]["G"].pop("authorizedNetworks"))
+    assert isinstance(failed.value.cause, ConfigError)
+    assert failed.value.cause.problems == [
+        "hybrid-infra:clusters.G.authorizedNetworks: the control plane admits only these "
+        "networks and none is listed; give the on-prem egress ranges that run `pulumi up` and "
+        "kubectl"
+    ]
+    assert failed.value.registered == ()
+
+
+def test_a_cluster_name_too_long_for_its_node_service_account_is_a_config_error():
+    raw = raw_of()
+    raw["clusters"]["games-europe-west-prime"] = raw["clusters"].pop("G")
+    # A short pool name (`<cluster>-pool-r43`), so that only the account's id is too long.
+    raw["clusters"]["games-europe-west-prime"]["upgrade"] = "blue-green"
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    assert error.value.problems == [
+        "hybrid-infra:clusters.games-europe-west-prime: the nodes' service account would be "
+        "'gke-nodes-games-europe-west-prime'; IAM needs 6-30 lowercase letters, digits or hyphens "
+        "starting with a letter (shorten the cluster name)"
+    ]
 
 
 # --- kubeconfigs ------------------------------------------------------------------------------

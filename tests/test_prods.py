@@ -31,6 +31,7 @@ from tests.synthesis import (
     HPA,
     KUBERNETES_PROVIDER,
     NAMESPACE,
+    NETWORK_POLICY,
     PDB,
     POD_MONITOR,
     PROD,
@@ -40,7 +41,7 @@ from tests.synthesis import (
     one,
     provider_urn,
 )
-from tools.synth import ProgramFailed, Synthesis, snapshot, synthesize
+from tools.synth import ProgramFailed, Registered, Synthesis, snapshot, synthesize
 from tools.synth.diff import diff, render_diff
 
 WAVE_LABEL = "hybrid-infra/wave"
@@ -70,6 +71,7 @@ def test_six_prods_each_with_namespace_deployment_service_pdb_and_hpa(prod):
     for name, cluster in PROD_CLUSTERS.items():
         below = prod.children(one(prod.of_type(PROD), name))
         expected = [NAMESPACE, DEPLOYMENT, SERVICE, PDB, HPA, PROMETHEUS_RULE, POD_MONITOR]
+        expected += [NETWORK_POLICY, NETWORK_POLICY]
         assert sorted(r.type for r in below) == sorted(expected)
         for resource in below:
             assert resource.provider is not None
@@ -89,13 +91,28 @@ def test_rollouts_never_drop_a_ready_pod_and_surge_as_configured(prod):
 def test_pods_are_probed_on_the_health_path_with_requests_and_limits(prod):
     pod_spec = children_by_type(prod, PROD, "A-1")[DEPLOYMENT].inputs["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "256Mi"},
-        "limits": {"cpu": "1", "memory": "512Mi"},
+        "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi", "ephemeral-storage": "1Gi"},
     }
     assert container["ports"][0]["containerPort"] == 8080
+
+
+def test_a_slow_prod_leaves_rotation_long_before_liveness_would_restart_it(prod):
+    """Readiness asks the health path; liveness only whether the server still accepts
+    connections, and takes four times as long to act (kube-score: `pod-probes-identical`)."""
+    for name in PROD_CLUSTERS:
+        spec = children_by_type(prod, PROD, name)[DEPLOYMENT].inputs["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+        assert "httpGet" not in liveness
+        assert liveness["tcpSocket"] == {"port": "http"}
+
+        def patience(probe: dict[str, Any]) -> int:
+            return probe["periodSeconds"] * probe["failureThreshold"]
+
+        assert patience(liveness) >= 4 * patience(readiness)
 
 
 def test_pods_spread_over_zones_and_nodes_of_their_own_prod(prod):
@@ -159,6 +176,166 @@ def test_image_tags_and_labels_follow_the_release_plan(mid_release):
     assert images == {"C-2": "2.3.1", "C-1": "2.3.1"} | {
         n: "2.3.0" for n in ("A-1", "A-2", "B-1", "B-2")
     }
+
+
+NEW_DIGEST, OLD_DIGEST = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
+
+
+def test_a_version_pinned_by_digest_runs_that_image_and_labels_its_tag():
+    def pinned(raw: dict[str, Any]) -> None:
+        raw["release"].update(
+            version=f"2.3.1@{NEW_DIGEST}", previousVersion=f"2.3.0@{OLD_DIGEST}", wave=2
+        )
+
+    result = synth_with(pinned)
+    for name in PROD_CLUSTERS:
+        template = children_by_type(result, PROD, name)[DEPLOYMENT].inputs["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        tag, digest = ("2.3.1", NEW_DIGEST) if name in ("C-1", "C-2") else ("2.3.0", OLD_DIGEST)
+        assert container["image"] == f"registry.example.net/shop/web:{tag}@{digest}"
+        assert template["metadata"]["labels"][VERSION_LABEL] == tag
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "2.3.1@sha256:" + "a1" * 31,
+        "2.3.1@sha512:" + "a1" * 32,
+        "2.3.1@" + "a1" * 32,
+        "@" + NEW_DIGEST,
+    ],
+)
+def test_a_version_with_a_malformed_digest_is_a_config_error(version):
+    raw = raw_of()
+    raw["release"]["version"] = version
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (problem,) = error.value.problems
+    assert problem.startswith(f"hybrid-infra:release.version: {version!r} must be an image tag")
+    assert "2.3.1@sha256:<64 hex digits>" in problem
+
+
+# --- hardened Pods --------------------------------------------------------------------------
+
+EDGE_NAMESPACE_NAME = "hybrid-infra-edge"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "v1.34",
+}
+
+
+def workloads(result: Synthesis) -> dict[str, Registered]:
+    """Every Deployment the program makes: each Prod's and each cluster's proxy, by owner."""
+    found = {name: children_by_type(result, PROD, name)[DEPLOYMENT] for name in PROD_CLUSTERS}
+    for cluster in "ABC":
+        found[f"{cluster}-edge-proxy"] = children_by_type(
+            result, EDGE_PROXY, f"{cluster}-edge-proxy"
+        )[DEPLOYMENT]
+    assert len(found) == len(result.of_type(DEPLOYMENT))
+    return found
+
+
+def test_every_namespace_the_program_creates_enforces_the_restricted_standard(prod):
+    namespaces = prod.of_type(NAMESPACE)
+    assert {n.inputs["metadata"]["name"] for n in namespaces} == {
+        EDGE_NAMESPACE_NAME,
+        *(f"prod-{p.lower()}" for p in PROD_CLUSTERS),
+    }
+    for namespace in namespaces:
+        assert RESTRICTED.items() <= namespace.inputs["metadata"]["labels"].items(), namespace.name
+
+
+def test_prods_and_proxies_run_as_their_own_users_on_a_read_only_root_without_a_token(prod):
+    for owner, deployment in workloads(prod).items():
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        user = 10099 if owner.endswith("edge-proxy") else 10001
+        assert pod["automountServiceAccountToken"] is False, owner
+        assert pod["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": user,
+            "runAsGroup": user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }, owner
+        (container,) = pod["containers"]
+        assert container["securityContext"] == {
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }, owner
+        writable = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        mounted = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        if owner.endswith("edge-proxy"):
+            # HAProxy writes nothing; its configuration is mounted read-only.
+            assert not writable
+            assert [m.get("readOnly") for m in container["volumeMounts"]] == [True]
+        else:
+            assert writable == {mounted["/tmp"]}
+
+
+def test_each_workloads_user_group_and_writable_paths_come_from_its_config():
+    def custom(raw: dict[str, Any]) -> None:
+        raw["app"]["security"] = {
+            "runAsUser": 20000,
+            "runAsGroup": 20001,
+            "writablePaths": ["/tmp", "/var/cache/shop"],
+        }
+        raw["edge"]["security"] = {"runAsUser": 30000, "runAsGroup": 30000, "writablePaths": []}
+
+    for owner, deployment in workloads(synth_with(custom)).items():
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        ids = (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"])
+        if owner.endswith("edge-proxy"):
+            assert ids == (30000, 30000)
+            continue
+        assert ids == (20000, 20001)
+        empty_dirs = {v["name"] for v in pod["volumes"] if v.get("emptyDir") == {}}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert set(mounts) == {"/tmp", "/var/cache/shop"}
+        assert set(mounts.values()) == empty_dirs
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        (("app", "security", "runAsUser"), 0, "app.security.runAsUser: Input should be greater"),
+        (("app", "security", "writablePaths"), ["tmp"], "app.security.writablePaths[0]: String"),
+        (("edge", "peerNetworks"), ["10.0.0.1/8"], "edge.peerNetworks[0]: Value error, '10.0"),
+        (("app", "egress"), ["not-a-range"], "app.egress[0]: Value error, 'not-a-range'"),
+    ],
+)
+def test_a_bad_hardening_setting_is_a_config_error_naming_its_key(key, value, problem):
+    raw = raw_of()
+    *parents, last = key
+    target = raw
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = value
+    with pytest.raises(ConfigError) as error:
+        parse(raw)
+    (found,) = error.value.problems
+    assert found.startswith(f"hybrid-infra:{problem}")
+
+
+def test_each_namespace_denies_all_traffic_once_its_allowed_paths_exist(prod):
+    """The allowing policy first: a default-deny created before it would cut a running
+    workload off on the first `up` that adds them."""
+    owners = [(PROD, name) for name in PROD_CLUSTERS]
+    owners += [(EDGE_PROXY, f"{c}-edge-proxy") for c in "ABC"]
+    for type_, owner in owners:
+        component = one(prod.of_type(type_), owner)
+        policies = [r for r in prod.children(component) if r.type == NETWORK_POLICY]
+        by_name = {p.inputs["metadata"]["name"]: p for p in policies}
+        deny = by_name.pop("default-deny")
+        (allow,) = by_name.values()
+        assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        assert allow.urn in deny.dependencies, owner
+        assert allow.inputs["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        namespace = {p.inputs["metadata"]["namespace"] for p in policies}
+        assert namespace == {
+            EDGE_NAMESPACE_NAME if type_ == EDGE_PROXY else f"prod-{owner.lower()}"
+        }
 
 
 # --- the routing table ----------------------------------------------------------------------
@@ -495,6 +672,49 @@ def test_an_address_in_edge_addresses_replaces_the_load_balancer_for_proxies_els
     assert children_by_type(result, PROD, "B-1")[SERVICE].inputs["spec"]["type"] == "LoadBalancer"
 
 
+def policy_of(result: Synthesis, type_: str, owner: str) -> dict[str, Any]:
+    """The allowing NetworkPolicy's spec of a Prod or a proxy (not its default-deny)."""
+    policies = [
+        r
+        for r in result.children(one(result.of_type(type_), owner))
+        if r.type == NETWORK_POLICY and r.inputs["metadata"]["name"] != "default-deny"
+    ]
+    return one(policies).inputs["spec"]
+
+
+def ip_blocks(peers: list[dict[str, Any]]) -> list[str]:
+    return [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p]
+
+
+def test_peer_networks_are_admitted_only_where_proxies_cross_clusters():
+    """Across clusters: each Prod admits `edge.peerNetworks`, and each proxy reaches them on
+    the port of every Prod elsewhere (an `edge.addresses` entry gives its own). On one
+    cluster: neither, only the proxies' Pods by their labels."""
+    peers = ["172.16.0.0/14", "10.10.0.0/16"]
+    spread = synth_with(lambda raw: raw["edge"].update(addresses={"B-1": "b-1.example.net:9443"}))
+    alone = synth_with(on_one_cluster)
+    for name in PROD_CLUSTERS:
+        (requests, _) = policy_of(spread, PROD, name)["ingress"]
+        assert ip_blocks(requests["from"]) == peers
+        (requests, _) = policy_of(alone, PROD, name)["ingress"]
+        assert ip_blocks(requests["from"]) == []
+    egress = {
+        cluster: [
+            (ip_blocks(rule["to"]), [p["port"] for p in rule["ports"]])
+            for rule in policy_of(spread, EDGE_PROXY, f"{cluster}-edge-proxy")["egress"]
+            if ip_blocks(rule.get("to", []))
+        ]
+        for cluster in "ABC"
+    }
+    assert egress == {
+        "A": [(peers, [8080, 9443])],
+        "B": [(peers, [8080])],
+        "C": [(peers, [8080, 9443])],
+    }
+    for rule in policy_of(alone, EDGE_PROXY, "B-edge-proxy")["egress"]:
+        assert rule.get("to") != [] and not ip_blocks(rule.get("to", [])), rule
+
+
 def test_a_load_balancer_address_is_its_name_or_ip_and_none_is_an_error_naming_the_prod():
     def status(**ingress: str | None) -> SimpleNamespace:
         return SimpleNamespace(load_balancer=SimpleNamespace(ingress=[SimpleNamespace(**ingress)]))
@@ -539,8 +759,8 @@ def test_proxy_pods_request_resources_spread_over_nodes_and_are_probed_apart(pro
         pod = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["resources"] == {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"memory": "256Mi"},
+            "requests": {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
+            "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
         }
         (spread,) = pod["topologySpreadConstraints"]
         assert spread["topologyKey"] == "kubernetes.io/hostname"

@@ -6,6 +6,10 @@ the stack file is a new name, which GKE can only apply by replacing the pool. Pu
 create-before-delete by default, and a `NodePoolDrain` beside each pool drains the old nodes
 between the two steps. `upgrade: blue-green` instead keeps the name and lets GKE's native
 blue-green upgrade move the nodes; docs/gke-node-pools.md compares the two.
+
+Least privilege: the nodes run as a service account of the cluster's own with the one role GKE
+nodes need, Pods get Workload Identity instead of the nodes' credentials, the nodes have no
+external address, and the control plane admits only `authorizedNetworks`.
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from model.config import GkeBlueGreen, GkeClusterSpec
-from model.gke_names import gke_name, node_pool_name
+from model.gke_names import (
+    gke_name,
+    node_pool_name,
+    node_service_account_email,
+    node_service_account_id,
+)
 from model.kubeconfig import gke_kubeconfig
 from providers.node_pool_drain import NodePoolDrain
+
+NODE_ROLE = "roles/container.defaultNodeServiceAccount"
+"""The least privilege GKE nodes need (GKE docs, "Use least privilege IAM service accounts")."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +69,37 @@ class GkeCluster(pulumi.ComponentResource):
             # Pulumi's `protect` (on in prod) is the guard; GKE's own flag would make every
             # replacement or dev teardown fail half-way.
             deletion_protection=False,
+            # Pods get Google identities of their own (none by default), never the node's.
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=f"{spec.project}.svc.id.goog"
+            ),
+            # Nodes without external addresses; the control plane's endpoint admits only the
+            # authorized networks, not even other Google Cloud customers' VMs.
+            private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
+                enable_private_nodes=True
+            ),
+            master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
+                cidr_blocks=[
+                    gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                        cidr_block=str(network), display_name=f"authorizedNetworks[{i}]"
+                    )
+                    for i, network in enumerate(spec.authorized_networks)
+                ],
+                gcp_public_cidrs_access_enabled=False,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.node_role = self._node_identity(name, spec)
         self.endpoint = self.cluster.endpoint
         self.kubeconfig = self._kubeconfig(name, spec)
         self.node_pool = GkeNodePool(
             f"{name}-pool",
             GkeNodePoolArgs(
-                cluster_key=name, cluster=self.cluster, spec=spec, kubeconfig=self.kubeconfig
+                cluster_key=name,
+                cluster=self.cluster,
+                spec=spec,
+                kubeconfig=self.kubeconfig,
+                node_role=self.node_role,
             ),
             # Pools are cattle: a protected pool could never be replaced by the next version.
             opts=pulumi.ResourceOptions(parent=self, protect=False),
@@ -81,6 +116,25 @@ class GkeCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "nodePool": self.node_pool.pool_name,
             }
+        )
+
+    def _node_identity(self, name: str, spec: GkeClusterSpec) -> gcp.projects.IAMMember:
+        """The nodes' IAM service account, of this cluster alone, and its one role: not the
+        Compute Engine default account, which is shared and often holds the project's Editor
+        role."""
+        account = gcp.serviceaccount.Account(
+            f"{name}-nodes",
+            account_id=node_service_account_id(name),
+            project=spec.project,
+            display_name=f"GKE nodes of {gke_name(name)}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return gcp.projects.IAMMember(
+            f"{name}-nodes-role",
+            project=spec.project,
+            role=NODE_ROLE,
+            member=f"serviceAccount:{node_service_account_email(name, spec.project)}",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
         )
 
     def _kubeconfig(self, name: str, spec: GkeClusterSpec) -> pulumi.Output[str]:
@@ -107,6 +161,9 @@ class GkeNodePoolArgs:
     cluster: gcp.container.Cluster
     spec: GkeClusterSpec
     kubeconfig: pulumi.Input[str]
+    node_role: pulumi.Resource
+    """The grant of the nodes' service account: nodes start once it holds its role, or they
+    could neither log nor report."""
 
 
 class GkeNodePool(pulumi.ComponentResource):
@@ -135,12 +192,21 @@ class GkeNodePool(pulumi.ComponentResource):
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=pool.machine_type,
                 labels={"hybrid-infra/pool-version": _label_value(pool.version)},
+                # With a service account of its own, IAM decides what the nodes may do; the
+                # scope only has to let IAM decide (Google's hardening guide).
+                service_account=node_service_account_email(cluster_key, spec.project),
                 oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
+                # Pods reach the GKE metadata server, which serves their own Workload Identity
+                # and hides the node's credentials.
+                workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                    mode="GKE_METADATA"
+                ),
             ),
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=False),
             upgrade_settings=upgrade_settings(spec),
             opts=pulumi.ResourceOptions(
                 parent=self,
+                depends_on=[args.node_role],
                 custom_timeouts=pulumi.CustomTimeouts(update=blue_green_update_timeout(spec)),
             ),
         )
