@@ -48,7 +48,7 @@ from pathlib import Path
 from bench.harness import README, ROOT, write_figures
 from devenv.haproxy import Edge, ProdProcess, ask, loopback_routing
 from devenv.processes import free_port
-from model.config import Prod, Segment
+from model.config import ProdSpec, Segment
 from model.edge_config import EdgeSettings, render
 from model.placement import fallbacks, place
 
@@ -169,7 +169,10 @@ def one_run(case: str, edge: Edge, config: str, prod: ProdProcess, rate: float) 
 
 def configuration(ports: dict[str, int], port: int) -> str:
     """What the program would render for this fleet: placement, fallbacks, then the config."""
-    prods = {"A-1": Prod(cluster="A", capacity=1000), "B-1": Prod(cluster="B", capacity=1000)}
+    prods = {
+        "A-1": ProdSpec(cluster="A", capacity=1000),
+        "B-1": ProdSpec(cluster="B", capacity=1000),
+    }
     segments = [
         Segment(name=SEGMENT, users=300, prods=("A-1",)),
         Segment(name="other", users=200, prods=("B-1",)),

@@ -25,7 +25,7 @@ from model.config import (
     AwsConfig,
     ConfigError,
     HealthMonitor,
-    LoadBalancer,
+    LoadBalancerSpec,
     OnPremConfig,
 )
 from model.management_ports import management_port
@@ -49,7 +49,7 @@ DEFAULT_HEALTH_CHECK = HealthCheck("TCP", 10, 10, 3, 3)
 
 @dataclass(frozen=True, slots=True)
 class HybridLoadBalancerArgs:
-    spec: LoadBalancer
+    spec: LoadBalancerSpec
     aws: AwsConfig
     on_prem: OnPremConfig
     protect: bool

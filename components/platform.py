@@ -15,7 +15,7 @@ from components.credentials import OpenStackPassword
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
 from components.prod_fleet import ProdFleet, ProdFleetArgs
 from model import discovery, fleet
-from model.config import LoadBalancer, StackConfig, required
+from model.config import LoadBalancerSpec, StackConfig, required
 from providers.octavia_nlb_sync import octavia
 
 
@@ -87,7 +87,7 @@ class Platform(pulumi.ComponentResource):
         password: OpenStackPassword,
     ) -> list[HybridLoadBalancer]:
         """The configured LBs, then the discovered ones, each with its NLB twin and DNS."""
-        specs: list[tuple[str, LoadBalancer, discovery.Discovered | None]] = [
+        specs: list[tuple[str, LoadBalancerSpec, discovery.Discovered | None]] = [
             (f"hybrid-infra:loadBalancers[{i}]", lb, None)
             for i, lb in enumerate(config.load_balancers)
         ]

@@ -101,7 +101,7 @@ class OnPremConfig(Model):
 # --- load balancers -------------------------------------------------------------------------
 
 
-class Member(Model):
+class MemberSpec(Model):
     address: IPv4Address
     port: Port
     weight: Annotated[int, Field(ge=0, le=256)] = 1
@@ -124,18 +124,18 @@ class HealthMonitor(Model):
         return self
 
 
-class Pool(Model):
+class PoolSpec(Model):
     protocol: Literal["TCP", "UDP", "PROXY", "PROXYV2", "HTTP", "HTTPS"] = "TCP"
     algorithm: Literal["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP"] = "ROUND_ROBIN"
-    members: tuple[Member, ...] = ()
+    members: tuple[MemberSpec, ...] = ()
     health_monitor: HealthMonitor | None = None
 
 
-class Listener(Model):
+class ListenerSpec(Model):
     name: Name
     protocol: Literal["TCP", "UDP", "HTTP", "HTTPS", "TERMINATED_HTTPS"]
     port: Port
-    pool: Pool
+    pool: PoolSpec
     default_tls_container_ref: Annotated[str, Field(min_length=1)] | None = None
     """Barbican container of the certificate a TERMINATED_HTTPS listener presents."""
 
@@ -144,7 +144,7 @@ class CreateSpec(Model):
     """An Octavia LB this program declares."""
 
     vip_subnet_id: UUID
-    listeners: Annotated[tuple[Listener, ...], Field(min_length=1)]
+    listeners: Annotated[tuple[ListenerSpec, ...], Field(min_length=1)]
 
 
 class AdoptSpec(Model):
@@ -222,7 +222,7 @@ class Dns(Model):
         return self
 
 
-class LoadBalancer(Model):
+class LoadBalancerSpec(Model):
     """One service: an Octavia LB, its NLB twin, the member sync and weighted DNS."""
 
     name: Name
@@ -232,7 +232,7 @@ class LoadBalancer(Model):
     dns: Dns
 
     @model_validator(mode="after")
-    def _create_xor_adopt(self) -> LoadBalancer:
+    def _create_xor_adopt(self) -> LoadBalancerSpec:
         if (self.create is None) == (self.adopt is None):
             raise ValueError("give exactly one of create, adopt")
         return self
@@ -394,7 +394,7 @@ CLUSTER_KINDS: dict[str, type[Model]] = {
 # --- prods and release ----------------------------------------------------------------------
 
 
-class Prod(Model):
+class ProdSpec(Model):
     """One identical production copy, placed on a cluster."""
 
     cluster: Annotated[str, Field(min_length=1)]
@@ -616,9 +616,9 @@ class StackConfig(Model):
     """Required by load balancers, discovery, on-prem and EKS clusters (`model.rules`)."""
     tags: Annotated[dict[str, str], Field(min_length=1)]
     protect: bool = False
-    load_balancers: tuple[LoadBalancer, ...] = ()
+    load_balancers: tuple[LoadBalancerSpec, ...] = ()
     clusters: dict[str, Cluster] = Field(default_factory=dict)
-    prods: dict[ProdName, Prod] = Field(default_factory=dict)
+    prods: dict[ProdName, ProdSpec] = Field(default_factory=dict)
     segments: tuple[Segment, ...] = ()
     app: App | None = None
     release: Release | None = None

@@ -37,7 +37,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from model.config import Discovery, LoadBalancer
+from model.config import Discovery, LoadBalancerSpec
 from model.octavia import TaggedLoadBalancer
 
 PREFIX = "hybrid-infra/"
@@ -80,7 +80,7 @@ class Fallback:
 @dataclass(frozen=True, slots=True)
 class Discovered:
     loadbalancer_id: str
-    spec: LoadBalancer
+    spec: LoadBalancerSpec
     tags: dict[str, str]
     """The tag values used, fallbacks included (the stack outputs; the next run's `LastUp`)."""
     octavia_name: str = ""
@@ -239,7 +239,7 @@ def _twin(
     while True:
         values = choices.current()
         try:
-            spec = LoadBalancer.model_validate(_entry(name, lb.id, values, discovery))
+            spec = LoadBalancerSpec.model_validate(_entry(name, lb.id, values, discovery))
             _check_fence(spec, lb.id, discovery)
             if spec.dns.fqdn in taken.fqdns:
                 raise TagError("record", f"its DNS name {spec.dns.fqdn} is taken by another LB")
@@ -254,7 +254,7 @@ def _twin(
         return Discovered(lb.id, spec, values, lb.name, choices.fallbacks(raw), moves)
 
 
-def _check_fence(spec: LoadBalancer, loadbalancer_id: str, discovery: Discovery) -> None:
+def _check_fence(spec: LoadBalancerSpec, loadbalancer_id: str, discovery: Discovery) -> None:
     """What a tag may ask but only the stack file may allow: a public twin, another zone."""
     if spec.nlb.scheme == "internet-facing" and UUID(loadbalancer_id) not in discovery.allow_public:
         raise TagError(

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from model.config import Prod, Segment, StackConfig
+from model.config import ProdSpec, Segment, StackConfig
 from model.fleet import drained_clusters
 
 FULL = 100
@@ -98,7 +98,7 @@ class Fallbacks:
 
 
 def place(
-    prods: Mapping[str, Prod], segments: Sequence[Segment], drained: Iterable[str] = ()
+    prods: Mapping[str, ProdSpec], segments: Sequence[Segment], drained: Iterable[str] = ()
 ) -> Placement:
     """Route every segment to Prods on clusters that are not drained, or report it stranded."""
     down = frozenset(drained)
@@ -128,7 +128,7 @@ def place(
 
 
 def fallbacks(
-    prods: Mapping[str, Prod], segments: Sequence[Segment], drained: Iterable[str] = ()
+    prods: Mapping[str, ProdSpec], segments: Sequence[Segment], drained: Iterable[str] = ()
 ) -> Fallbacks:
     """For each segment, the placement with its Prods' cluster drained too: the Prods it adds.
 
@@ -160,7 +160,7 @@ def fallbacks_for(config: StackConfig) -> Fallbacks:
     return fallbacks(config.prods, config.segments, drained_clusters(config))
 
 
-def spare(prods: Mapping[str, Prod], load: Mapping[str, int], prod: str) -> int:
+def spare(prods: Mapping[str, ProdSpec], load: Mapping[str, int], prod: str) -> int:
     return prods[prod].capacity - load.get(prod, 0)
 
 
@@ -168,7 +168,7 @@ def placement_for(config: StackConfig) -> Placement:
     return place(config.prods, config.segments, drained_clusters(config))
 
 
-def _routes(segment: Segment, live: Sequence[str], prods: Mapping[str, Prod]) -> SegmentRoutes:
+def _routes(segment: Segment, live: Sequence[str], prods: Mapping[str, ProdSpec]) -> SegmentRoutes:
     weights = _even(len(live))
     return SegmentRoutes(
         segment=segment.name,
@@ -185,7 +185,7 @@ def _even(n: int) -> list[int]:
 
 
 def roomiest(
-    prods: Mapping[str, Prod], load: Mapping[str, int], down: frozenset[str], users: int
+    prods: Mapping[str, ProdSpec], load: Mapping[str, int], down: frozenset[str], users: int
 ) -> str | None:
     """The non-test Prod off drained clusters with the most spare room, if it fits `users`."""
     candidates = [

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from model.config import Prod, Segment, StackConfig
+from model.config import ProdSpec, Segment, StackConfig
 
 Tier = Literal["test", "small", "redundant", "rest"]
 TIERS: tuple[Tier, ...] = ("test", "small", "redundant", "rest")
@@ -151,7 +151,9 @@ def assign_waves(
     return tuple((tier, tuple(by_tier[tier])) for tier in TIERS if by_tier[tier])
 
 
-def standings_of(prods: Mapping[str, Prod], segments: Sequence[Segment]) -> tuple[Standing, ...]:
+def standings_of(
+    prods: Mapping[str, ProdSpec], segments: Sequence[Segment]
+) -> tuple[Standing, ...]:
     """Each Prod with the users of the segments configured on it."""
     users = dict.fromkeys(prods, 0)
     redundant: dict[str, list[bool]] = {name: [] for name in prods}
@@ -173,7 +175,7 @@ def standings_of(prods: Mapping[str, Prod], segments: Sequence[Segment]) -> tupl
 
 
 def plan_release(
-    prods: Mapping[str, Prod],
+    prods: Mapping[str, ProdSpec],
     segments: Sequence[Segment],
     version: str,
     previous_version: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.config import Prod, StackConfig
+from model.config import ProdSpec, StackConfig
 from model.fleet import drained_clusters
 from model.placement import placement_for
 from model.release import ReleasePlan, release_plan
@@ -80,7 +80,7 @@ def rollback(config: StackConfig) -> list[Move]:
     return moves
 
 
-def _previous_prods(config: StackConfig, plan: ReleasePlan) -> dict[str, Prod]:
+def _previous_prods(config: StackConfig, plan: ReleasePlan) -> dict[str, ProdSpec]:
     """The Prods that run the previous version and may take users, or why there are none."""
     previous_version = plan.previous_version
     on_previous = sorted(set(config.prods) - set(plan.updated()))

@@ -19,8 +19,8 @@ from model import fleet, kubernetes_versions
 from model.config import (
     Edge,
     GkeClusterSpec,
-    Listener,
-    LoadBalancer,
+    ListenerSpec,
+    LoadBalancerSpec,
     OnPremClusterSpec,
     StackConfig,
     did_you_mean,
@@ -287,7 +287,7 @@ UDP_CONNECT_MIN_DELAY = 3  # [api_settings] udp_connect_min_interval_health_moni
 HTTP_MONITORS = frozenset({"HTTP", "HTTPS"})
 
 
-def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
+def _check_octavia_shapes(listener: ListenerSpec, path: str) -> list[str]:
     """What Octavia's API refuses for one listener, its pool and monitor, said at config time."""
     problems = []
     pool = listener.pool
@@ -338,7 +338,7 @@ def _check_octavia_shapes(listener: Listener, path: str) -> list[str]:
     return problems
 
 
-def _check_lb(config: StackConfig, lb: LoadBalancer, path: str) -> list[str]:
+def _check_lb(config: StackConfig, lb: LoadBalancerSpec, path: str) -> list[str]:
     problems = []
     address = lb.dns.octavia_address
     if lb.dns.octavia_vip == "public" and address is None:
@@ -385,7 +385,7 @@ UDP_WITHOUT_RETURN_PATH = (
 )
 
 
-def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
+def _check_udp(lb: LoadBalancerSpec, path: str) -> list[str]:
     """UDP on the twin needs a return path; TCP and UDP on one port need the same members."""
     assert lb.create is not None
     problems = []
@@ -413,7 +413,7 @@ def _check_udp(lb: LoadBalancer, path: str) -> list[str]:
     return problems
 
 
-def _check_management_ports(lb: LoadBalancer, path: str) -> list[str]:
+def _check_management_ports(lb: LoadBalancerSpec, path: str) -> list[str]:
     """No twin carries a management port, in front of its members or on them."""
     assert lb.create is not None
     problems = []
@@ -445,7 +445,7 @@ def _check_discovery(config: StackConfig) -> list[str]:
     ]
 
 
-def _l4(listener: Listener) -> str:
+def _l4(listener: ListenerSpec) -> str:
     """The transport a listener occupies; HTTP-family listeners all sit on TCP."""
     return "UDP" if listener.protocol == "UDP" else "TCP"
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from model.config import Prod, ProdName, Release, Segment
+from model.config import ProdName, ProdSpec, Release, Segment
 from model.release import plan_release
 from model.stackfile import PROJECT
 
@@ -31,7 +31,7 @@ COUNTED = frozenset({"update", "resource-import"})
 RESETS = frozenset({"destroy", "import"})
 """Kinds after which nothing of what ran before is known to be running."""
 
-_PRODS = TypeAdapter(dict[ProdName, Prod])
+_PRODS = TypeAdapter(dict[ProdName, ProdSpec])
 _SEGMENTS = TypeAdapter(tuple[Segment, ...])
 
 

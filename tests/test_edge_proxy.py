@@ -39,7 +39,7 @@ from devenv.haproxy import (
 )
 from devenv.pki import ThrowawayCa
 from devenv.processes import free_port
-from model.config import ConfigError, Prod, Segment
+from model.config import ConfigError, ProdSpec, Segment
 from model.edge_config import (
     CA_FILE,
     LIVENESS_PATH,
@@ -99,13 +99,13 @@ def servers_of(config: str) -> dict[str, dict[str, str]]:
 
 prods = st.dictionaries(
     st.sampled_from([f"P{i}" for i in range(1, 7)]),
-    st.builds(Prod, cluster=st.sampled_from(["A", "B", "C"]), capacity=st.integers(100, 5000)),
+    st.builds(ProdSpec, cluster=st.sampled_from(["A", "B", "C"]), capacity=st.integers(100, 5000)),
     min_size=2,
     max_size=6,
 )
 
 
-def table_of(prods: dict[str, Prod], segments: tuple[Segment, ...], drained: set[str]) -> Any:
+def table_of(prods: dict[str, ProdSpec], segments: tuple[Segment, ...], drained: set[str]) -> Any:
     """The routing table the program would publish, with fallbacks (every Prod on one port)."""
     return loopback_routing(
         place(prods, segments, frozenset(drained)),

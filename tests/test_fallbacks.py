@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.config import Prod, Segment
+from model.config import ProdSpec, Segment
 from model.placement import fallbacks, place
 from tests.test_prods import fleets
 
@@ -55,9 +55,9 @@ def test_the_fallbacks_of_one_cluster_s_segments_fit_their_prods_together(fleet)
 def test_an_on_prem_cluster_s_segment_falls_back_to_its_twin_which_outlives_it():
     """A failure takes one cluster, not its EKS twin, which is sized to carry it."""
     prods = {
-        "A-1": Prod(cluster="A", capacity=3000),
-        "E-1": Prod(cluster="A-eks", capacity=3000),
-        "B-1": Prod(cluster="B", capacity=3000),
+        "A-1": ProdSpec(cluster="A", capacity=3000),
+        "E-1": ProdSpec(cluster="A-eks", capacity=3000),
+        "B-1": ProdSpec(cluster="B", capacity=3000),
     }
     segments = [
         Segment(name="shop", users=2500, prods=("A-1",)),

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from components.prod import PROD_LABEL, VERSION_LABEL, load_balancer_address
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
-from model.config import ConfigError, OnPremClusterSpec, Prod, Segment
+from model.config import ConfigError, OnPremClusterSpec, ProdSpec, Segment
 from model.fleet import drained_clusters, twin_name, twin_spec
 from model.placement import place
 from model.release import release_plan
@@ -814,10 +814,10 @@ def test_an_internet_facing_proxy_says_so_to_each_cloud_and_admits_anyone_withou
 
 def test_re_placement_picks_the_roomiest_prod_and_never_a_test_prod():
     prods = {
-        "A-1": Prod(cluster="A", capacity=5000),
-        "B-1": Prod(cluster="B", capacity=3000),
-        "C-1": Prod(cluster="C", capacity=4000),
-        "C-9": Prod(cluster="C", test=True, capacity=100000),
+        "A-1": ProdSpec(cluster="A", capacity=5000),
+        "B-1": ProdSpec(cluster="B", capacity=3000),
+        "C-1": ProdSpec(cluster="C", capacity=4000),
+        "C-9": ProdSpec(cluster="C", test=True, capacity=100000),
     }
     segments = [
         Segment(name="big", users=2500, prods=("A-1",)),
@@ -873,7 +873,7 @@ def fleets(draw):
     slots = [f"{c}-{i}" for c in "ABC" for i in (1, 2)]
     names = draw(st.lists(st.sampled_from(slots), min_size=1, unique=True))
     prods = {
-        n: Prod(cluster=n[0], test=draw(st.booleans()), capacity=draw(st.integers(1, 20000)))
+        n: ProdSpec(cluster=n[0], test=draw(st.booleans()), capacity=draw(st.integers(1, 20000)))
         for n in names
     }
     segments = []

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.config import ConfigError, Prod, Segment, StackConfig, parse_keys
+from model.config import ConfigError, ProdSpec, Segment, StackConfig, parse_keys
 from model.release import (
     ALERT_LABEL,
     SMALL_PERCENT,
@@ -70,7 +70,7 @@ def test_prods_in_released_waves_run_the_new_version_and_the_rest_the_previous()
 
 
 def test_a_prod_serving_a_redundant_and_a_single_segment_is_not_redundant():
-    prods = {n: Prod(cluster=c) for n, c in [("P", "A"), ("Q", "B"), ("R", "C")]}
+    prods = {n: ProdSpec(cluster=c) for n, c in [("P", "A"), ("Q", "B"), ("R", "C")]}
     segments = [
         Segment(name="pair", users=5000, prods=("P", "Q")),
         Segment(name="solo", users=5000, prods=("P",)),
@@ -91,7 +91,7 @@ def fleets(draw):
     """Prods on a few clusters, and segments on one Prod or on two of different clusters."""
     prod_names = draw(st.lists(names, min_size=1, max_size=8, unique=True))
     prods = {
-        n: Prod(cluster=n.split("-")[0], test=draw(st.booleans()) and draw(st.booleans()))
+        n: ProdSpec(cluster=n.split("-")[0], test=draw(st.booleans()) and draw(st.booleans()))
         for n in prod_names
     }
     segments = []
