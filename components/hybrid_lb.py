@@ -41,7 +41,7 @@ from model.nlb_mapping import (
 )
 from model.octavia import LoadBalancer as OctaviaLoadBalancer
 from model.octavia import Monitor
-from model.rules import UDP_WITHOUT_RETURN_PATH
+from model.rules.load_balancers import UDP_WITHOUT_RETURN_PATH
 from providers.octavia_nlb_sync import OctaviaNlbSync, octavia
 
 DEFAULT_HEALTH_CHECK = HealthCheck("TCP", 10, 10, 3, 3)
