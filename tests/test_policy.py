@@ -10,6 +10,7 @@ with the violation that names the problem.
 import dataclasses
 import runpy
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from ipaddress import ip_address, ip_network
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pulumi_policy
 import pytest
+import yaml
 from pulumi.output import Unknown
 from pulumi_policy import (
     PolicyCustomTimeouts,
@@ -31,7 +33,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from model.management_ports import MANAGEMENT_PORTS
-from model.rules import REQUIRED_TAGS
+from model.rules.stack import REQUIRED_TAGS
 from policy import hybrid_policies as hp
 from tests.synthesis import (
     AWS_PROVIDER,
@@ -671,16 +673,11 @@ def test_what_is_not_public_is_what_python_calls_not_global_multicast_or_reserve
 # --- the cluster API on 443 ------------------------------------------------------------------
 
 
-def test_the_public_gke_control_plane_is_the_one_finding_in_the_shipped_stacks(stacks):
-    """GKE clusters are public, without authorized networks, until they are made private."""
-    for stack in ("staging", "prod"):
-        (v,) = evaluate(stacks[stack])
-        assert (v.policy, v.urn.rsplit("::", 1)[-1]) == (API_POLICY, "G")
-        assert v.message == (
-            "cluster G: the Kubernetes API is open to the world: its public endpoint has no "
-            "masterAuthorizedNetworksConfig, so it admits anyone; keep the endpoint private or "
-            "list the operators' networks"
-        )
+def test_the_shipped_stacks_pass_the_pack(stacks):
+    """GKE clusters are private, admitting their authorized networks only; nothing in the
+    shipped stacks faces the world but the public twins' service ports."""
+    for stack in ("dev", "staging", "prod"):
+        assert evaluate(stacks[stack]) == []
 
 
 @pytest.mark.parametrize(
@@ -745,7 +742,7 @@ def test_port_443_to_an_eks_control_plane_from_the_world_is_a_violation(prod):
     assert {v.urn for v in found} == {rule.urn, one(halves, "B-api-rest").urn}
     assert all(v.message.startswith("443 (Kubernetes API) open to the world") for v in found)
     # shop's NLB admits the world on 443 too: a service, not the API.
-    assert [v.urn.rsplit("::", 1)[-1] for v in of_policy(evaluate(prod), API_POLICY)] == ["G"]
+    assert of_policy(evaluate(prod), API_POLICY) == []
 
 
 # --- protection ------------------------------------------------------------------------------
@@ -805,3 +802,22 @@ def test_a_resource_tag_completes_the_provider_defaults(stacks):
     flagged = {v.urn for v in of_policy(evaluate(mutated), "required-tags")}
     assert nlb.urn not in flagged
     assert one(mutated, "shop-https", TARGET_GROUP).urn in flagged
+
+
+def test_the_published_pack_installs_the_versions_the_tests_ran():
+    """`pulumi policy publish` uploads policy/ alone: its own pyproject and lock must pin what
+    the project's uv.lock gives (the pack these tests check), at the pack's version."""
+    root = Path(__file__).resolve().parent.parent
+    locked = {
+        p["name"]: p["version"] for p in tomllib.loads((root / "uv.lock").read_text())["package"]
+    }
+    pack = tomllib.loads((root / "policy" / "pyproject.toml").read_text())["project"]
+    pins = dict(d.split("==") for d in pack["dependencies"])
+    assert pins == {"pulumi": locked["pulumi"], "pulumi-policy": locked["pulumi-policy"]}
+    pack_lock = {
+        p["name"]: p["version"]
+        for p in tomllib.loads((root / "policy" / "uv.lock").read_text())["package"]
+    }
+    assert {name: pack_lock[name] for name in pins} == pins
+    manifest = yaml.safe_load((root / "policy" / "PulumiPolicy.yaml").read_text())
+    assert pack["version"] == manifest["version"]
