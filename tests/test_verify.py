@@ -10,12 +10,14 @@ The same judges run on real answers in tests/test_verify_live.py and tests/test_
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import pytest
 
 from model.config import AppAlerts
 from tools.verify import alerts, clusters, dns, nlb, routing, verify
+from tools.verify.__main__ import main
 from tools.verify.context import Context
 from tools.verify.outputs import Dns, LoadBalancer, Prod, Segment, Sync, Weights, parse
 from tools.verify.report import Redactor, Row, as_json, error, exit_code, ok, table
@@ -435,3 +437,67 @@ def test_the_table_and_the_json_say_the_same_and_the_exit_code_follows():
         "detail": "none",
     }
     assert exit_code(rows) == 1 and exit_code(rows[:1]) == 0
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "the following arguments are required: --stack"),
+        (["--stack", "prod", "--only", "dnss"], "argument --only: invalid choice: 'dnss'"),
+        (["--stack", "prod", "--edge", "A"], "--edge A: give CLUSTER=URL"),
+        (["--stack", "prod", "--prometheus", "prom:9090"], "prom:9090: give a URL"),
+        (["--stack", "prod", "--workers", "0"], "--workers must be at least 1"),
+        (["--stack", "prod", "--outputs", "/nonexistent/o.json"], "cannot read /nonexistent"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args, says, capsys):
+    assert main(args, environ={}) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and says in err
+
+
+def test_outputs_that_are_not_json_are_refused_without_showing_them(tmp_path, capsys):
+    path = tmp_path / "outputs.json"
+    path.write_text('{"kubeconfigs": {"A": "token: s3cret-token-123"')
+    assert main(["--stack", "prod", "--outputs", str(path)], environ={}) == 2
+    err = capsys.readouterr().err
+    assert "is not JSON (line 1)" in err and "s3cret" not in err
+
+
+def kubeconfig(server: str, token: str) -> str:
+    return (
+        "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+        f"clusters:\n- name: a\n  cluster:\n    server: {server}\n"
+        f"users:\n- name: a\n  user:\n    token: {token}\n"
+        "contexts:\n- name: a\n  context:\n    cluster: a\n    user: a\n"
+    )
+
+
+def test_credentials_never_reach_the_output_whatever_goes_wrong(tmp_path, capsys):
+    """A cluster that does not answer (a closed port), and a kubeconfig broken on the very line
+    that holds its token: each one line, neither showing the token."""
+    token = "hybrid-verify-s3cret-0123456789abcdef"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        server = f"https://127.0.0.1:{closed.getsockname()[1]}"
+    raw = {
+        "clusters": {"A": {"kind": "existing"}, "B": {"kind": "existing"}},
+        "kubeconfigs": {
+            "A": kubeconfig(server, token),
+            "B": kubeconfig(server, token).replace(f"token: {token}", f"token: [{token}"),
+        },
+        "releasePlan": {"waves": []},
+    }
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(raw))
+    for output in ("--json", None):
+        args = ["--stack", "prod", "--outputs", str(path), "--only", "clusters"]
+        assert main([*args, *filter(None, [output])], environ={}) == 1
+        out, err = capsys.readouterr()
+        assert token not in out and token not in err
+        assert f"cluster A's API at {server} does not answer" in out
+        assert "the kubeconfig of cluster B in the outputs is not YAML (line" in out

@@ -90,7 +90,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             _check_url(url)
         if args.workers < 1:
             raise UsageError("--workers must be at least 1")
-        say(f"reading the outputs of stack {args.stack}")
         if args.outputs is not None:
             raw, password = from_file(args.outputs), None
         else:
@@ -100,6 +99,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         print(f"error: {wrong}", file=sys.stderr)
         return 2
     outputs = parse(raw)
+    say(f"checking stack {args.stack} against its outputs, {args.workers} reads at a time")
     meter = Meter()
     ctx = Context(
         outputs=outputs, meter=meter, os_password=password, prometheus=prometheus, edges=edges

@@ -143,10 +143,10 @@ def check_prod(ctx: Context, prod: Prod) -> list[Row]:
             f"cluster {prod.cluster} is not in the `clusters` output", f"cluster {prod.cluster}"
         )
     server_version(ctx, cluster)  # an API that does not answer: one line for the cluster
-    name, base = prod.deployment, f"/namespaces/{prod.namespace}"
-    deployment = read(ctx, cluster, f"/apis/apps/v1{base}/deployments/{name}")
-    budget = read(ctx, cluster, f"/apis/policy/v1{base}/poddisruptionbudgets/{name}")
-    scaler = read(ctx, cluster, f"/apis/autoscaling/v2{base}/horizontalpodautoscalers/{name}")
+    name = prod.deployment
+    deployment = read(ctx, cluster, "deployment", name, prod.namespace)
+    budget = read(ctx, cluster, "poddisruptionbudget", name, prod.namespace)
+    scaler = read(ctx, cluster, "horizontalpodautoscaler", name, prod.namespace)
     return [judge_prod(prod, deployment, budget, scaler)]
 
 
@@ -193,7 +193,7 @@ def _build(cluster: Cluster, missing: str | None) -> kube.ApiClient:
 
 
 def _server_version(ctx: Context, cluster: Cluster) -> str:
-    answer = read(ctx, cluster, "/version")
+    answer = read(ctx, cluster, "version")
     if answer is None:
         raise Unchecked(
             f"cluster {cluster.name}: the API has no /version", f"cluster {cluster.name}"
@@ -201,21 +201,29 @@ def _server_version(ctx: Context, cluster: Cluster) -> str:
     return str(answer.get("gitVersion", "?"))
 
 
-def read(ctx: Context, cluster: Cluster, path: str) -> dict[str, Any] | None:
-    """One GET, as plain JSON; None when the object is not there (404)."""
+READS: Mapping[str, tuple[type, str]] = {
+    "version": (kube.VersionApi, "get_code"),
+    "deployment": (kube.AppsV1Api, "read_namespaced_deployment"),
+    "poddisruptionbudget": (kube.PolicyV1Api, "read_namespaced_pod_disruption_budget"),
+    "horizontalpodautoscaler": (
+        kube.AutoscalingV2Api,
+        "read_namespaced_horizontal_pod_autoscaler",
+    ),
+    "service": (kube.CoreV1Api, "read_namespaced_service"),
+}
+"""What verify reads from a cluster, through the client's typed APIs."""
+
+
+def read(ctx: Context, cluster: Cluster, kind: str, *names: str) -> dict[str, Any] | None:
+    """One GET of a `kind` in `READS` (`names`: its name and namespace), as plain JSON; None
+    when the object is not there (404)."""
     api = api_client(ctx, cluster)
     access = f"cluster {cluster.name}"
-    kind = "kube GET " + (path.split("/")[-2] if path.count("/") > 1 else path)
+    group, method = READS[kind]
+    call = getattr(group(api), method)
     try:
         response = ctx.meter.call(
-            kind,
-            api.call_api,
-            path,
-            "GET",
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=ctx.timeout,
+            f"kube GET {kind}", call, *names, _preload_content=False, _request_timeout=ctx.timeout
         )
     except ApiException as refused:
         if refused.status == 404:
@@ -228,17 +236,17 @@ def read(ctx: Context, cluster: Cluster, path: str) -> dict[str, Any] | None:
                 access,
             ) from refused
         raise Unchecked(
-            f"cluster {cluster.name} answered {refused.status} {refused.reason} to GET {path}",
+            f"cluster {cluster.name} answered {refused.status} {refused.reason} to a read of "
+            f"{kind} {'/'.join(reversed(names))}",
             access,
         ) from refused
     except (urllib3.exceptions.HTTPError, ssl.SSLError, OSError, ConfigException) as down:
-        server = api.configuration.host
         raise Unchecked(
-            f"cluster {cluster.name}'s API at {server} does not answer ({_first_line(down)})",
+            f"cluster {cluster.name}'s API at {api.configuration.host} does not answer "
+            f"({_first_line(down)})",
             access,
         ) from down
-    response_data = response[0] if isinstance(response, tuple) else response
-    return dict(json.loads(response_data.data or b"null") or {})
+    return dict(json.loads(response.data or b"null") or {})
 
 
 def _first_line(error: BaseException) -> str:

@@ -137,7 +137,7 @@ def edge_url(ctx: Context, edge: Edge, cluster: str) -> str:
     found = ctx.outputs.cluster(cluster)
     if found is None:
         raise Unchecked(f"cluster {cluster} is not in the `clusters` output", f"edge {cluster}")
-    service = clusters.read(ctx, found, f"/api/v1/namespaces/{namespace}/services/{name}")
+    service = clusters.read(ctx, found, "service", name, namespace)
     if service is None:
         raise Unchecked(f"no Service {edge.service} on cluster {cluster}", f"edge {cluster}")
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []

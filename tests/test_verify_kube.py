@@ -1,0 +1,226 @@
+"""`tools.verify`'s cluster checks against real local Kubernetes clusters (devenv.kube: a real
+kube-apiserver, controller-manager and scheduler; kwok makes Pods Ready, so a Deployment really
+rolls out and turns Available).
+
+Each Prod is made as the Prod component makes it (namespace `prod-<name>`, Deployment, PDB and
+HPA named `app`), through the API. A Prod at another version than the release plan's, or
+missing its autoscaler, fails; an unreachable cluster and a refused token are one line each,
+and the token never reaches the output.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from devenv.kube import LocalCluster
+from tests.fixtures.verify_world import (  # noqa: F401  (fixtures)
+    EDGE_SERVICE,
+    Routing,
+    edges,
+    outputs,
+)
+from tools.verify import verify
+from tools.verify.__main__ import main
+from tools.verify.context import Context
+from tools.verify.outputs import parse
+from tools.verify.report import Row
+
+pytestmark = pytest.mark.kube
+
+IMAGE = "registry.example.net/shop/web"
+
+
+def post(cluster: LocalCluster, path: str, body: dict[str, Any]) -> None:
+    cluster.request("POST", path, json.dumps(body).encode())
+
+
+def deploy_prod(cluster: LocalCluster, prod: str, version: str) -> None:
+    """What `components.prod.Prod` puts on a cluster, as far as verify reads it."""
+    namespace = f"prod-{prod.lower()}"
+    labels = {"app.kubernetes.io/name": "app", "hybrid-infra/prod": prod}
+    post(cluster, "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    base = f"/namespaces/{namespace}"
+    template = {
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "app", "image": f"{IMAGE}:{version}"}]},
+    }
+    post(
+        cluster,
+        f"/apis/apps/v1{base}/deployments",
+        {
+            "metadata": {"name": "app"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template},
+        },
+    )
+    post(
+        cluster,
+        f"/apis/policy/v1{base}/poddisruptionbudgets",
+        {
+            "metadata": {"name": "app"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+        },
+    )
+    post(
+        cluster,
+        f"/apis/autoscaling/v2{base}/horizontalpodautoscalers",
+        {
+            "metadata": {"name": "app"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+                "minReplicas": 2,
+                "maxReplicas": 6,
+            },
+        },
+    )
+    wait_available(cluster, namespace)
+
+
+def wait_available(cluster: LocalCluster, namespace: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = cluster.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/app")[
+            "status"
+        ]
+        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+        if conditions.get("Available") == "True" and status.get("updatedReplicas") == 2:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{namespace}/app did not turn Available within {timeout} s")
+
+
+def cluster_outputs(fleet: dict[str, LocalCluster], prods: dict[str, str], **kubeconfigs: str):
+    return outputs(
+        clusters={n: {"kind": "existing", "endpoint": c.server} for n, c in fleet.items()},
+        kubeconfigs={n: kubeconfigs.get(n, c.kubeconfig) for n, c in fleet.items()},
+        prods=prods,
+    )
+
+
+def rows_of(raw: dict[str, Any], areas: tuple[str, ...] = ("clusters",)) -> list[Row]:
+    return verify(Context(parse(raw)), areas)
+
+
+@pytest.fixture(scope="module")
+def fleet(local_clusters: dict[str, LocalCluster]) -> Iterator[dict[str, LocalCluster]]:
+    """Clusters A and C with the Prods A-1 and C-1 at 2.3.1, Available."""
+    deploy_prod(local_clusters["A"], "A-1", "2.3.1")
+    deploy_prod(local_clusters["C"], "C-1", "2.3.1")
+    yield {"A": local_clusters["A"], "C": local_clusters["C"]}
+
+
+def test_prods_available_at_the_plans_version_with_pdb_and_hpa_are_green(fleet):
+    rows = rows_of(cluster_outputs(fleet, {"A-1": "A", "C-1": "C"}))
+    assert [(r.check, r.subject, r.result) for r in rows] == [
+        ("cluster", "A", "ok"),
+        ("cluster", "C", "ok"),
+        ("prod", "A-1", "ok"),
+        ("prod", "C-1", "ok"),
+    ]
+    assert rows[0].detail.startswith("API answers: Kubernetes v")
+    assert rows[2].detail == (
+        "Available 2/2 at 2.3.1 on A; PDB (maxUnavailable 1, 1 disruption(s) allowed), "
+        "HPA (2-6 replicas)"
+    )
+
+
+def test_a_prod_at_another_version_than_the_plans_fails(fleet):
+    raw = cluster_outputs(fleet, {"A-1": "A", "C-1": "C"})
+    raw["releasePlan"]["waves"][0]["prods"][0]["version"] = "2.4.0"
+    rows = {r.subject: r for r in rows_of(raw)}
+    assert rows["A-1"].result == "FAIL"
+    assert rows["A-1"].detail == "runs 2.3.1, the release plan says 2.4.0"
+    assert rows["C-1"].result == "ok"
+
+
+def test_a_prod_rolled_to_another_image_fails_until_the_plan_says_so(fleet):
+    cluster = fleet["C"]
+    deploy_prod(cluster, "C-7", "2.3.1")
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{IMAGE}:2.3.0"}]}}}
+    }
+    cluster.request(
+        "PATCH", "/apis/apps/v1/namespaces/prod-c-7/deployments/app", json.dumps(patch).encode()
+    )
+    wait_available(cluster, "prod-c-7")
+    rows = {r.subject: r for r in rows_of(cluster_outputs({"C": cluster}, {"C-7": "C"}))}
+    assert rows["C-7"].result == "FAIL"
+    assert rows["C-7"].detail.startswith("runs 2.3.0, the release plan says 2.3.1")
+
+
+def test_a_prod_without_its_autoscaler_fails(fleet):
+    cluster = fleet["A"]
+    deploy_prod(cluster, "A-8", "2.3.1")
+    cluster.request(
+        "DELETE", "/apis/autoscaling/v2/namespaces/prod-a-8/horizontalpodautoscalers/app"
+    )
+    rows = {r.subject: r for r in rows_of(cluster_outputs({"A": cluster}, {"A-8": "A"}))}
+    assert rows["A-8"].result == "FAIL"
+    assert rows["A-8"].detail == "no HorizontalPodAutoscaler app in prod-a-8 on A"
+
+
+def test_the_edge_proxy_is_found_at_its_services_load_balancer(fleet, edges: Routing):
+    """Without --edge, verify reads where each proxy is from its cluster's Service (here the
+    stand-in load-balancer controller gives it 127.0.0.1, and the Service port is the real
+    HAProxy's)."""
+    for name, cluster in fleet.items():
+        namespace, _, service = EDGE_SERVICE.partition("/")
+        post(cluster, "/api/v1/namespaces", {"metadata": {"name": namespace}})
+        post(
+            cluster,
+            f"/api/v1/namespaces/{namespace}/services",
+            {
+                "metadata": {"name": service},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "selector": {"app.kubernetes.io/name": "edge-proxy"},
+                    "ports": [{"name": "http", "port": edges.edges[name].port}],
+                },
+            },
+        )
+    raw = {**cluster_outputs(fleet, {"A-1": "A", "C-1": "C", "C-2": "C"}), **edges.outputs()}
+    deadline = time.monotonic() + 30
+    while True:
+        rows = rows_of(raw, ("routing",))
+        if all(r.result == "ok" for r in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the stand-in controller gives the address within a second
+    assert [r for r in rows if r.result != "ok"] == []
+    assert len(rows) == 8
+
+
+def test_an_unreachable_cluster_is_one_line_and_the_others_are_still_checked(fresh_clusters):
+    fleet = fresh_clusters("A", "B")
+    deploy_prod(fleet["A"], "A-1", "2.3.1")
+    deploy_prod(fleet["B"], "B-1", "2.3.1")
+    deploy_prod(fleet["B"], "B-2", "2.3.1")
+    fleet["B"].stop_apiserver()
+    rows = rows_of(cluster_outputs(fleet, {"A-1": "A", "B-1": "B", "B-2": "B"}))
+    assert [(r.check, r.subject, r.result) for r in rows] == [
+        ("cluster", "A", "ok"),
+        ("access", "cluster B", "ERROR"),
+        ("prod", "A-1", "ok"),
+    ]
+    assert rows[1].detail.startswith(f"cluster B's API at {fleet['B'].server} does not answer")
+    assert rows[1].detail.endswith("(not checked: 1 cluster, 2 prod)")
+
+
+def test_a_refused_token_is_one_line_and_never_printed(fleet, tmp_path, capsys):
+    token = f"hybrid-verify-{secrets.token_hex(16)}"
+    kubeconfig = fleet["A"].kubeconfig.replace(fleet["A"].token, token)
+    assert token in kubeconfig
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(cluster_outputs(fleet, {"A-1": "A", "C-1": "C"}, A=kubeconfig)))
+    assert (
+        main(["--stack", "verify", "--outputs", str(path), "--only", "clusters"], environ={}) == 1
+    )
+    out, err = capsys.readouterr()
+    assert token not in out and token not in err
+    (line,) = [line for line in out.splitlines() if "cluster A" in line]
+    assert "refused the kubeconfig's credentials (401 Unauthorized: expired or revoked)" in line
+    assert "prod     C-1" in out
