@@ -10,21 +10,20 @@ and the token never reaches the output.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 from devenv.kube import LocalCluster
-from tests.fixtures.verify_world import (  # noqa: F401  (fixtures)
-    EDGE_SERVICE,
-    Routing,
-    edges,
-    outputs,
-)
+from model.release import release_plan
+from model.stackfile import ROOT
+from tests.fixtures.verify_world import EDGE_SERVICE, Routing, outputs
+from tools.release import gate, waves
 from tools.verify import verify
 from tools.verify.__main__ import main
 from tools.verify.context import Context
@@ -82,16 +81,21 @@ def deploy_prod(cluster: LocalCluster, prod: str, version: str) -> None:
 
 
 def wait_available(cluster: LocalCluster, namespace: str, timeout: float = 60) -> None:
+    """Until the Deployment's controller has rolled out its latest change, both replicas."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = cluster.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/app")[
-            "status"
-        ]
+        found = cluster.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/app")
+        status = found["status"]
         conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
-        if conditions.get("Available") == "True" and status.get("updatedReplicas") == 2:
+        if (
+            status.get("observedGeneration") == found["metadata"]["generation"]
+            and conditions.get("Available") == "True"
+            and status.get("updatedReplicas") == status.get("availableReplicas") == 2
+            and status.get("replicas") == 2
+        ):
             return
         time.sleep(0.2)
-    raise AssertionError(f"{namespace}/app did not turn Available within {timeout} s")
+    raise AssertionError(f"{namespace}/app did not roll out within {timeout} s")
 
 
 def cluster_outputs(fleet: dict[str, LocalCluster], prods: dict[str, str], **kubeconfigs: str):
@@ -224,3 +228,49 @@ def test_a_refused_token_is_one_line_and_never_printed(fleet, tmp_path, capsys):
     (line,) = [line for line in out.splitlines() if "cluster A" in line]
     assert "refused the kubeconfig's credentials (401 Unauthorized: expired or revoked)" in line
     assert "prod     C-1" in out
+
+
+def test_the_wave_gate_holds_until_verify_is_green_for_the_released_prods(
+    fresh_clusters, edges: Routing, alertmanager, prometheus, tmp_path, capsys
+):
+    """At wave 2 C-2 and C-1 run the new version: the gate asks verify about them (and only
+    them) before it advances. Real clusters, HAProxy, Alertmanager and Prometheus."""
+    cluster = fresh_clusters("C")["C"]
+    deploy_prod(cluster, "C-2", "2.3.1")
+    deploy_prod(cluster, "C-1", "2.3.0")  # the rollout has not reached C-1
+    prometheus.load_rules(["C-2", "C-1"])
+    prometheus.serve({p: ['http_requests_total{code="200"} 7'] for p in ("C-2", "C-1")})
+    raw = {
+        **cluster_outputs({"C": cluster}, {"C-1": "C", "C-2": "C", "A-1": "A"}),
+        **edges.outputs(),
+    }
+    text = (ROOT / "Pulumi.prod.yaml").read_text().replace("    wave: 4\n", "    wave: 2\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(text)
+    plan = release_plan(waves.load_config(text))
+    applied = gate.Applied(
+        plan.current, plan.version, datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    )
+    asked: list[Sequence[str]] = []
+
+    def verified(prods: Sequence[str]) -> list[Row]:
+        asked.append(prods)
+        return gate.verify_released(raw, prods, edges=edges.urls())
+
+    args = ["--stack", "prod", "--root", str(tmp_path), "--advance"]
+    args += ["--alertmanager", alertmanager.url, "--prometheus", prometheus.url]
+    assert waves.main(args, environ={}, applied=lambda: applied, verified=verified) == 1
+    err = capsys.readouterr().err
+    assert "verify is not green for the released waves (C-2, C-1):" in err
+    assert "  FAIL prod C-1: runs 2.3.0, the release plan says 2.3.1" in err
+    assert "A-1" not in err  # not released yet: not asked about
+
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{IMAGE}:2.3.1"}]}}}
+    }
+    cluster.request(
+        "PATCH", "/apis/apps/v1/namespaces/prod-c-1/deployments/app", json.dumps(patch).encode()
+    )
+    wait_available(cluster, "prod-c-1")
+    assert waves.main(args, environ={}, applied=lambda: applied, verified=verified) == 0
+    assert "verify is green for them" in capsys.readouterr().out
+    assert [tuple(a) for a in asked] == [("C-2", "C-1")] * 2

@@ -19,16 +19,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.fixtures.prometheus import Prometheus
-from tests.fixtures.verify_world import (  # noqa: F401  (fixtures)
-    PRODS,
-    BuiltLb,
-    Routing,
-    edges,
-    load_balancer,
-    outputs,
-    route53,
-    weighted,
-)
+from tests.fixtures.verify_world import PRODS, Routing, outputs, weighted
 from tools.verify import verify
 from tools.verify.__main__ import main
 from tools.verify.context import Context

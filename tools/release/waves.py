@@ -14,13 +14,15 @@ other byte of it; `pulumi up` (or the Deployments run on push) then rolls the ne
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
 `releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
-since the update that last changed a Prod's version or the wave (`pulumi stack history`), and
-that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind").
+since the update that last changed a Prod's version or the wave (`pulumi stack history`),
+that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind"),
+and that `tools.verify` is green for them (their Deployments at the new version, their
+segments reaching them through every edge proxy), with the stack's own credentials.
 
-Exit status: 0 done, 1 refused (alerts fire, the gate is blind, the release is unverified,
-finished, not applied or still soaking, or Alertmanager or Prometheus cannot be read; no
-rollback fits), 2 the stack file is wrong or the command is incomplete or asks for something
-its mode does not do.
+Exit status: 0 done, 1 refused (alerts fire, the gate is blind, verify is not green, the
+release is unverified, finished, not applied or still soaking, or Alertmanager or Prometheus
+cannot be read; no rollback fits), 2 the stack file is wrong or the command is incomplete or
+asks for something its mode does not do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -46,7 +49,13 @@ from model.rollback import RollbackRefused, rollback
 from model.stack import parse
 from model.stackfile import PROJECT, ROOT, StackFileError
 from tools.release import gate
-from tools.release.gate import ALERTMANAGER_ENV, AppliedSource, Refused, UsageError
+from tools.release.gate import (
+    ALERTMANAGER_ENV,
+    AppliedSource,
+    Refused,
+    UsageError,
+    VerifySource,
+)
 
 RELEASE_KEY = f"{PROJECT}:release"
 
@@ -110,6 +119,7 @@ def advance(
     alertmanager: str | None,
     applied: AppliedSource | None = None,
     prometheus: Sequence[str] = (),
+    verified: VerifySource | None = None,
     *,
     dry_run: bool = False,
 ) -> str:
@@ -118,7 +128,7 @@ def advance(
     text = path.read_text()
     config = load_config(text, path.name)
     plan = release_plan(config)
-    checked = gate.check(plan, config, alertmanager, applied, prometheus)
+    checked = gate.check(plan, config, alertmanager, applied, prometheus, verified)
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
     load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
@@ -226,8 +236,10 @@ def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] = os.environ,
     applied: AppliedSource | None = None,
+    verified: VerifySource | None = None,
 ) -> int:
-    """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`)."""
+    """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`), and
+    `verified` for `tools.verify` of the stack's live platform (default: through its outputs)."""
     parser = argparse.ArgumentParser(prog="python -m tools.release.waves", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack: reads Pulumi.<stack>.yaml")
     parser.add_argument("--root", type=Path, default=ROOT, help="directory of the stack file")
@@ -276,7 +288,8 @@ def main(
             print(rollback_now(stack.path, args.dry_run))
         elif args.advance:
             source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-            print(advance(stack.path, url, source, prometheus, dry_run=args.dry_run))
+            checks = verified or partial(gate.verify_from_pulumi, args.stack, args.root)
+            print(advance(stack.path, url, source, prometheus, checks, dry_run=args.dry_run))
         else:
             print(render(args.stack, load_config(stack.text, stack.path.name)))
     except (Refused, RollbackRefused) as refused:

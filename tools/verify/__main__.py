@@ -93,7 +93,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         if args.outputs is not None:
             raw, password = from_file(args.outputs), None
         else:
-            raw = from_pulumi(args.stack, args.root)
+            try:
+                raw = from_pulumi(args.stack, args.root)
+            except OutputsUnavailable as unavailable:
+                raise UsageError(f"{unavailable} (or give --outputs FILE)") from unavailable
             password = openstack_password(args.stack, args.root)
     except (UsageError, OutputsUnavailable) as wrong:
         print(f"error: {wrong}", file=sys.stderr)

@@ -172,8 +172,7 @@ def from_pulumi(stack: str, cwd: Path, pulumi: str = "pulumi") -> Mapping[str, A
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
     except FileNotFoundError as missing:
         raise OutputsUnavailable(
-            f"`{pulumi}` not found: it reads stack {stack}'s outputs; install the Pulumi CLI, "
-            "or give --outputs FILE"
+            f"`{pulumi}` not found: it reads stack {stack}'s outputs; install the Pulumi CLI"
         ) from missing
     except subprocess.TimeoutExpired as slow:
         raise OutputsUnavailable("`pulumi stack output` did not answer within 120 s") from slow
@@ -181,7 +180,7 @@ def from_pulumi(stack: str, cwd: Path, pulumi: str = "pulumi") -> Mapping[str, A
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise OutputsUnavailable(
             f"cannot read stack {stack}'s outputs (`pulumi stack output`): {reason}. Run where "
-            "`pulumi` is logged in to the stack's backend, or give --outputs FILE"
+            "`pulumi` is logged in to the stack's backend"
         )
     return _document(done.stdout, f"`pulumi stack output` for {stack}")
 
