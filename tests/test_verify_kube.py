@@ -22,7 +22,13 @@ import pytest
 from devenv.kube import LocalCluster
 from model.release import release_plan
 from model.stackfile import ROOT
-from tests.fixtures.verify_world import EDGE_SERVICE, Routing, outputs
+from tests.fixtures.verify_world import (
+    Routing,
+    deploy_prod,
+    edge_service,
+    outputs,
+    roll,
+)
 from tools.release import gate, waves
 from tools.verify import verify
 from tools.verify.__main__ import main
@@ -32,78 +38,13 @@ from tools.verify.report import Row
 
 pytestmark = pytest.mark.kube
 
-IMAGE = "registry.example.net/shop/web"
 
-
-def post(cluster: LocalCluster, path: str, body: dict[str, Any]) -> None:
-    cluster.request("POST", path, json.dumps(body).encode())
-
-
-def deploy_prod(cluster: LocalCluster, prod: str, version: str) -> None:
-    """What `components.prod.Prod` puts on a cluster, as far as verify reads it."""
-    namespace = f"prod-{prod.lower()}"
-    labels = {"app.kubernetes.io/name": "app", "hybrid-infra/prod": prod}
-    post(cluster, "/api/v1/namespaces", {"metadata": {"name": namespace}})
-    base = f"/namespaces/{namespace}"
-    template = {
-        "metadata": {"labels": labels},
-        "spec": {"containers": [{"name": "app", "image": f"{IMAGE}:{version}"}]},
-    }
-    post(
-        cluster,
-        f"/apis/apps/v1{base}/deployments",
-        {
-            "metadata": {"name": "app"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template},
-        },
-    )
-    post(
-        cluster,
-        f"/apis/policy/v1{base}/poddisruptionbudgets",
-        {
-            "metadata": {"name": "app"},
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
-        },
-    )
-    post(
-        cluster,
-        f"/apis/autoscaling/v2{base}/horizontalpodautoscalers",
-        {
-            "metadata": {"name": "app"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
-                "minReplicas": 2,
-                "maxReplicas": 6,
-            },
-        },
-    )
-    wait_available(cluster, namespace)
-
-
-def wait_available(cluster: LocalCluster, namespace: str, timeout: float = 60) -> None:
-    """Until the Deployment's controller has rolled out its latest change, both replicas."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = cluster.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/app")
-        status = found["status"]
-        conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
-        if (
-            status.get("observedGeneration") == found["metadata"]["generation"]
-            and conditions.get("Available") == "True"
-            and status.get("updatedReplicas") == status.get("availableReplicas") == 2
-            and status.get("replicas") == 2
-        ):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{namespace}/app did not roll out within {timeout} s")
-
-
-def cluster_outputs(fleet: dict[str, LocalCluster], prods: dict[str, str], **kubeconfigs: str):
-    return outputs(
-        clusters={n: {"kind": "existing", "endpoint": c.server} for n, c in fleet.items()},
-        kubeconfigs={n: kubeconfigs.get(n, c.kubeconfig) for n, c in fleet.items()},
-        prods=prods,
-    )
+def cluster_outputs(
+    fleet: dict[str, LocalCluster], prods: dict[str, str], **kubeconfigs: str
+) -> dict[str, Any]:
+    raw = outputs(fleet=fleet, prods=prods)
+    raw["kubeconfigs"].update(kubeconfigs)
+    return raw
 
 
 def rows_of(raw: dict[str, Any], areas: tuple[str, ...] = ("clusters",)) -> list[Row]:
@@ -145,13 +86,7 @@ def test_a_prod_at_another_version_than_the_plans_fails(fleet):
 def test_a_prod_rolled_to_another_image_fails_until_the_plan_says_so(fleet):
     cluster = fleet["C"]
     deploy_prod(cluster, "C-7", "2.3.1")
-    patch = {
-        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{IMAGE}:2.3.0"}]}}}
-    }
-    cluster.request(
-        "PATCH", "/apis/apps/v1/namespaces/prod-c-7/deployments/app", json.dumps(patch).encode()
-    )
-    wait_available(cluster, "prod-c-7")
+    roll(cluster, "C-7", "2.3.0")
     rows = {r.subject: r for r in rows_of(cluster_outputs({"C": cluster}, {"C-7": "C"}))}
     assert rows["C-7"].result == "FAIL"
     assert rows["C-7"].detail.startswith("runs 2.3.0, the release plan says 2.3.1")
@@ -173,20 +108,7 @@ def test_the_edge_proxy_is_found_at_its_services_load_balancer(fleet, edges: Rou
     stand-in load-balancer controller gives it 127.0.0.1, and the Service port is the real
     HAProxy's)."""
     for name, cluster in fleet.items():
-        namespace, _, service = EDGE_SERVICE.partition("/")
-        post(cluster, "/api/v1/namespaces", {"metadata": {"name": namespace}})
-        post(
-            cluster,
-            f"/api/v1/namespaces/{namespace}/services",
-            {
-                "metadata": {"name": service},
-                "spec": {
-                    "type": "LoadBalancer",
-                    "selector": {"app.kubernetes.io/name": "edge-proxy"},
-                    "ports": [{"name": "http", "port": edges.edges[name].port}],
-                },
-            },
-        )
+        edge_service(cluster, edges.edges[name].port)
     raw = {**cluster_outputs(fleet, {"A-1": "A", "C-1": "C", "C-2": "C"}), **edges.outputs()}
     deadline = time.monotonic() + 30
     while True:
@@ -264,13 +186,7 @@ def test_the_wave_gate_holds_until_verify_is_green_for_the_released_prods(
     assert "  FAIL prod C-1: runs 2.3.0, the release plan says 2.3.1" in err
     assert "A-1" not in err  # not released yet: not asked about
 
-    patch = {
-        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": f"{IMAGE}:2.3.1"}]}}}
-    }
-    cluster.request(
-        "PATCH", "/apis/apps/v1/namespaces/prod-c-1/deployments/app", json.dumps(patch).encode()
-    )
-    wait_available(cluster, "prod-c-1")
+    roll(cluster, "C-1", "2.3.1")
     assert waves.main(args, environ={}, applied=lambda: applied, verified=verified) == 0
     assert "verify is green for them" in capsys.readouterr().out
     assert [tuple(a) for a in asked] == [("C-2", "C-1")] * 2
