@@ -151,7 +151,8 @@ def test_a_drained_side_at_weight_zero_is_what_the_stack_asked_for():
 
 
 def described(ip: str, state: str = "healthy", reason: str | None = None) -> dict[str, Any]:
-    """One `TargetHealthDescription` as DescribeTargetHealth returns it."""
+    """One `TargetHealthDescription` as DescribeTargetHealth returns it (an NLB's reason codes:
+    ELBv2 API reference, `TargetHealth`)."""
     health: dict[str, Any] = {"State": state}
     if reason:
         health |= {"Reason": reason, "Description": "Health checks failed"}
@@ -170,14 +171,14 @@ def test_unhealthy_targets_are_named_with_their_reason_code():
     found = targets(
         described("172.17.10.11"),
         described("172.17.10.12", "unhealthy", "Target.FailedHealthChecks"),
-        described("172.17.10.13", "unhealthy", "Target.Timeout"),
+        described("172.17.10.13", "unused", "Target.NotInUse"),
         described("172.17.10.14", "draining", "Target.DeregistrationInProgress"),
     )
     row = nlb.judge_health("shop tg/shop-port-443", found)
     assert row.result == "FAIL"
     assert row.detail == (
         "2 of 3 not healthy: 172.17.10.12:8443 unhealthy Target.FailedHealthChecks, "
-        "172.17.10.13:8443 unhealthy Target.Timeout"
+        "172.17.10.13:8443 unused Target.NotInUse"
     )
 
 
