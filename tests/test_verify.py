@@ -232,6 +232,15 @@ def test_a_target_registered_by_hand_is_named_but_left_alone():
     assert owner.result == "FAIL" and "deregister 10.10.0.9:8443" in owner.detail
 
 
+def test_targets_on_their_way_out_are_no_pending_change():
+    """A member drained in Octavia was deregistered by the last sync: its target drains for
+    the deregistration delay, and the sync has nothing more to do about it."""
+    live = targets(described("172.17.10.11"), described("172.17.10.12", "draining"))
+    owner = sync(["172.17.10.11:8443"], owns=True)
+    row = nlb.judge_targets("t", owner, ARN, [members("172.17.10.11")], live)
+    assert row == ok(nlb.TARGETS, "t", "1 targets = Octavia's serving members")
+
+
 # --- clusters -------------------------------------------------------------------------------
 
 PROD = Prod("C-1", "C", "2.3.1", "prod-c-1", "app")
@@ -400,6 +409,35 @@ def test_every_credential_of_a_kubeconfig_is_known_to_the_redactor():
     )
 
 
+def test_the_released_prods_focus_verify_on_them_their_clusters_and_their_segments():
+    raw = {
+        "clusters": {"A": {"kind": "onprem"}, "C": {"kind": "onprem"}},
+        "kubeconfigs": {},
+        "releasePlan": {
+            "waves": [
+                {"prods": [{"prod": p, "cluster": p[0], "version": "2.3.1"}]}
+                for p in ("C-2", "C-1", "A-1")
+            ]
+        },
+        "prods": {
+            p: {"cluster": p[0], "namespace": f"prod-{p.lower()}", "deployment": "app"}
+            for p in ("C-2", "C-1", "A-1")
+        },
+        "routing": {
+            "segments": {
+                "staff": {"routes": [{"prod": "C-2"}]},
+                "trial": {"routes": [{"prod": "C-1"}], "fallbacks": [{"prod": "A-1"}]},
+                "consumer": {"routes": [{"prod": "A-1"}], "fallbacks": [{"prod": "C-1"}]},
+            }
+        },
+    }
+    focused = parse(raw).focused(["C-2", "C-1"])
+    assert [p.name for p in focused.prods] == ["C-1", "C-2"]
+    assert [s.name for s in focused.segments] == ["staff", "trial"]
+    assert focused.focus == {"C"}
+    assert [p.subject for p in clusters.probes(Context(focused))] == ["C", "C-1", "C-2"]
+
+
 # --- running and rendering ------------------------------------------------------------------
 
 
@@ -459,6 +497,18 @@ def test_a_usage_error_is_one_line_and_exit_2(args, says, capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and says in err
+
+
+def test_without_the_pulumi_cli_the_outputs_cannot_be_read_and_it_says_how_else(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["--stack", "prod"], environ={}) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: `pulumi` not found: it reads stack prod's outputs; install the Pulumi CLI (or "
+        "give --outputs FILE)\n"
+    )
 
 
 def test_outputs_that_are_not_json_are_refused_without_showing_them(tmp_path, capsys):

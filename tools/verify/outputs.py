@@ -200,7 +200,9 @@ def openstack_password(stack: str, cwd: Path, pulumi: str = "pulumi") -> str | N
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.rstrip("\n") or None if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    return done.stdout.rstrip("\n") or None
 
 
 def from_file(path: Path) -> Mapping[str, Any]:
@@ -242,7 +244,7 @@ def _get(mapping: Any, key: str, path: str) -> Any:
         raise _Missing(path.rpartition(".")[0] or path, "not an object")
     value = mapping.get(key)
     if value is None:
-        raise _Missing(f"{path}")
+        raise _Missing(path)
     return value
 
 
