@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from model.config import AppAlerts
+from model.stackfile import ROOT
 from tools.verify import alerts, clusters, dns, nlb, routing, verify
 from tools.verify.__main__ import main
 from tools.verify.context import Context
@@ -552,3 +555,24 @@ def test_credentials_never_reach_the_output_whatever_goes_wrong(tmp_path, capsys
         assert token not in out and token not in err
         assert f"cluster A's API at {server} does not answer" in out
         assert "the kubeconfig of cluster B in the outputs is not YAML (line" in out
+
+
+def test_as_a_user_runs_it_a_mistake_is_one_line_and_help_runs_nothing(tmp_path):
+    """In a real process, as Deployments run it after `up`."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tools.verify", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = run("--stack", "prod", "--outputs", str(tmp_path / "none.json"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        done.stderr == f"error: cannot read {tmp_path / 'none.json'}: No such file or directory\n"
+    )
+    helped = run("--help")
+    assert helped.returncode == 0 and "usage: python -m tools.verify" in helped.stdout
