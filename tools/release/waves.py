@@ -6,10 +6,11 @@ only while no alert fires on a Prod that already runs the new version.
         [--prometheus URL] [--dry-run]
     uv run python -m tools.release.waves --stack prod --rollback [--dry-run]
 
-It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
-`--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
-Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
-other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
+The plan and `--rollback` need no cloud credential: they read `Pulumi.<stack>.yaml` through
+`model.config`. `--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod`
+with an updated Prod's name. `--advance` changes one thing, `release.wave` in the stack file,
+keeping every other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next
+wave.
 `--dry-run` runs every check and prints the change, and writes nothing anywhere.
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
