@@ -148,6 +148,9 @@ def test_a_side_that_answers_elsewhere_or_at_another_weight_fails():
 def test_a_drained_side_at_weight_zero_is_what_the_stack_asked_for():
     row = dns.judge_record(lb(weights=Weights(0, 10)), "octavia", records(octavia_weight=0))
     assert row.result == "ok" and row.detail.endswith("weight 0 (drained)")
+    down = dns.judge_observations("shop.example.net octavia", [observation("us-east-1", TIMED_OUT)])
+    assert dns.drained(down).result == "skip"
+    assert dns.drained(down).detail.startswith("drained (weight 0), so not failed: 1 of 1")
 
 
 # --- NLB ------------------------------------------------------------------------------------
