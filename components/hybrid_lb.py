@@ -104,6 +104,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
     nlb_zone_id: pulumi.Output[str]
     target_group_arns: pulumi.Output[dict[str, str]]
     fqdn: pulumi.Output[str]
+    sync: OctaviaNlbSync
     described: dict[str, Any] | None
     """Adopt mode: the Octavia LB as this run read it (a recorded-catalog entry), for the
     stack's `octavia` output; None in create mode."""
@@ -118,7 +119,7 @@ class HybridLoadBalancer(pulumi.ComponentResource):
         self._member_security_group(name, octavia_side)
         nlb, target_groups, bindings = self._nlb(name, octavia_side)
         nlb_opts = args.spec.nlb
-        OctaviaNlbSync(
+        self.sync = OctaviaNlbSync(
             f"{name}-sync",
             loadbalancer_id=octavia_side.loadbalancer_id,
             bindings=bindings,

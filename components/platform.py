@@ -12,8 +12,11 @@ import pulumi_openstack as openstack
 from components import last_up, octavia_catalog
 from components.clusters.fleet import ClusterFleet, ClusterFleetArgs
 from components.credentials import OpenStackPassword
+from components.dns import effective_weights
+from components.edge_proxy import LABELS as EDGE_LABELS
 from components.hybrid_lb import HybridLoadBalancer, HybridLoadBalancerArgs
-from components.prod_fleet import ProdFleet, ProdFleetArgs
+from components.prod import APP_NAME
+from components.prod_fleet import EDGE_NAMESPACE, ProdFleet, ProdFleetArgs, hosting_clusters
 from model import discovery, fleet
 from model.config import LoadBalancerSpec, StackConfig, required
 from providers.octavia_nlb_sync import octavia
@@ -67,8 +70,11 @@ class Platform(pulumi.ComponentResource):
             ClusterFleetArgs(config),
             opts=self.protected(providers=self.cloud_providers),
         )
-        # Names, kinds and endpoints only: kubeconfigs stay secret inside the fleet.
+        # Names, kinds and endpoints; the kubeconfigs only as a secret, for `tools.verify`.
         self.exports["clusters"] = self.fleet.summary()
+        self.exports["kubeconfigs"] = pulumi.Output.secret(
+            {name: handle.kubeconfig for name, handle in self.fleet.by_name.items()}
+        )
         # Prods are cattle, built and retired at will, so never protected; config keeps a
         # Prod that still serves a segment from being removed.
         self.prods = ProdFleet(
@@ -78,6 +84,7 @@ class Platform(pulumi.ComponentResource):
         )
         self.exports["releasePlan"] = self.prods.release_plan
         self.exports["routing"] = self.prods.routing
+        self.exports.update(_checked(config, self.prods))
         self.register_outputs(self.exports)
 
     def _load_balancers(
@@ -128,6 +135,7 @@ class Platform(pulumi.ComponentResource):
                     "nlbDnsName": lb.nlb_dns_name,
                     "nlbZoneId": lb.nlb_zone_id,
                     "targetGroupArns": lb.target_group_arns,
+                    **_lb_checked(lb),
                 }
                 for lb in self.load_balancers
             },
@@ -190,6 +198,55 @@ class Platform(pulumi.ComponentResource):
     def protected(self, **kwargs: Any) -> pulumi.ResourceOptions:
         """Options for children that carry traffic: protected where the stack asks for it."""
         return pulumi.ResourceOptions(parent=self, protect=self.config.protect, **kwargs)
+
+
+def _lb_checked(lb: HybridLoadBalancer) -> dict[str, Any]:
+    """What `tools.verify` checks an LB against: its records as set, and the sync's bindings
+    and owned targets (the planner's inputs), never its password."""
+    dns = lb.args.spec.dns
+    weights = effective_weights(dns)
+    return {
+        "dns": {
+            "zone": dns.zone,
+            "weights": {"octavia": weights.octavia, "nlb": weights.nlb},
+            "octaviaAddress": str(dns.octavia_address or "") or lb.octavia_vip,
+        },
+        "sync": {
+            "loadbalancerId": lb.sync.loadbalancer_id,
+            "bindings": lb.sync.bindings.apply(
+                lambda bindings: [
+                    {"poolId": b["pool_id"], "targetGroupArn": b["target_group_arn"]}
+                    for b in bindings or ()
+                ]
+            ),
+            "ownsTargetGroups": lb.args.spec.nlb.owns_target_groups,
+            "targets": lb.sync.targets,
+        },
+    }
+
+
+def _checked(config: StackConfig, prods: ProdFleet) -> dict[str, Any]:
+    """Where `tools.verify` finds each Prod, how requests carry a segment, and what the alert
+    rules read: nothing secret."""
+    if config.app is None:
+        return {}
+    exports: dict[str, Any] = {
+        "prods": {
+            name: {"cluster": p.cluster_name, "namespace": p.namespace_name, "deployment": APP_NAME}
+            for name, p in prods.prods.items()
+        },
+        "alerts": config.app.alerts.model_dump(mode="json", by_alias=True),
+    }
+    if config.edge is not None:
+        exports["edge"] = {
+            "header": config.edge.header,
+            "cookie": config.edge.cookie,
+            "defaultSegment": config.edge.default_segment,
+            "clusters": list(hosting_clusters(config)),
+            # The proxy's objects are named after its app label.
+            "service": f"{EDGE_NAMESPACE}/{EDGE_LABELS['app.kubernetes.io/name']}",
+        }
+    return exports
 
 
 def _ignored(twin: discovery.Discovered) -> dict[str, str]:

@@ -46,6 +46,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 SEGMENT_HEADER = "X-Hybrid-Segment"
+PROD_HEADER = "X-Hybrid-Prod"
+"""The response header naming the Prod that answered."""
 PORT = 8080
 """Where the proxy listens (its Pod port; the Service maps 80 to it)."""
 CA_FILE = "/usr/local/etc/haproxy-tls/ca.crt"
@@ -109,6 +111,9 @@ def render(routing: Mapping[str, Any], settings: EdgeSettings) -> str:
         "",
         "frontend edge",
         f"    bind :{settings.port}",
+        # The Prod that answered, by name (`%s`, the server chosen): the app is the user's image
+        # and cannot say it, and `tools.verify` checks each segment's route with it.
+        f"    http-response set-header {PROD_HEADER} %s",
         f"    http-request disable-l7-retry unless {{ method {' '.join(IDEMPOTENT)} }}",
         *_untrusted_segment_removed(settings),
         f"    http-request set-var(txn.segment) {_segment_fetch(settings)}",

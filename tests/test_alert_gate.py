@@ -5,6 +5,7 @@ every comment."""
 
 import datetime
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from model.stackfile import ROOT
 from tests.fixtures.prometheus import Prometheus
 from tools.release import gate
 from tools.release import waves as tool
+from tools.verify.report import Row, fail, ok
 
 # At wave 2, C-2 (test) and C-1 run the new version; A-2 and B-1 are next.
 UPDATED = ("C-2", "C-1")
@@ -47,12 +49,21 @@ def watched(prometheus: Prometheus) -> Prometheus:
     return prometheus
 
 
-def advance(tmp_path: Path, url: str, *prometheus: str) -> int:
+def verified_green(prods: Sequence[str]) -> list[Row]:
+    """`tools.verify` as it reports on a platform where each released Prod runs the release
+    (verify itself runs against real servers in tests/test_verify_live.py and _kube.py)."""
+    return [ok("prod", prod, "Available 3/3 at 2.3.1") for prod in prods]
+
+
+def advance(
+    tmp_path: Path, url: str, *prometheus: str, verified: gate.VerifySource = verified_green
+) -> int:
     args = ["--stack", "prod", "--root", str(tmp_path), "--advance", "--alertmanager", url]
     return tool.main(
         [*args, *(a for p in prometheus for a in ("--prometheus", p))],
         environ={},
         applied=lambda: applied_and_soaked(tmp_path),
+        verified=verified,
     )
 
 
@@ -88,8 +99,42 @@ def test_advance_goes_ahead_when_alerts_fire_only_on_prods_not_yet_updated(
     assert advance(tmp_path, alertmanager.url, watched.url) == 0
     out = capsys.readouterr().out
     assert "release.wave 2 → 3" in out
-    assert "Prometheus has their rules and samples" in out
+    assert "Prometheus has their rules and samples, and verify is green for them" in out
     assert wave_in(path) == 3
+
+
+def test_advance_is_refused_while_verify_is_not_green_for_an_updated_prod(
+    alertmanager, watched, tmp_path, capsys
+):
+    path = stack_at_wave_2(tmp_path)
+    before = path.read_text()
+    asked: list[Sequence[str]] = []
+
+    def c1_on_the_old_version(prods: Sequence[str]) -> list[Row]:
+        asked.append(prods)
+        rows = verified_green(prods)
+        rows[1] = fail("prod", "C-1", "runs 2.3.0, the release plan says 2.3.1")
+        return [*rows, fail("routing", "A trial", "reached A-1, but the routing table names C-1")]
+
+    assert advance(tmp_path, alertmanager.url, watched.url, verified=c1_on_the_old_version) == 1
+    assert [tuple(a) for a in asked] == [UPDATED]  # the released waves' Prods, no other
+    err = capsys.readouterr().err
+    assert "verify is not green for the released waves (C-2, C-1):" in err
+    assert "  FAIL prod C-1: runs 2.3.0, the release plan says 2.3.1" in err
+    assert "  FAIL routing A trial: reached A-1, but the routing table names C-1" in err
+    assert path.read_text() == before
+
+
+def test_a_verify_that_did_not_find_a_released_prod_is_not_green(
+    alertmanager, watched, tmp_path, capsys
+):
+    path = stack_at_wave_2(tmp_path)
+    only_c2 = lambda prods: verified_green(["C-2"])  # noqa: E731
+    assert advance(tmp_path, alertmanager.url, watched.url, verified=only_c2) == 1
+    assert "not checked: prod C-1 (verify found no Deployment of it to check)" in (
+        capsys.readouterr().err
+    )
+    assert wave_in(path) == 2
 
 
 def test_the_stack_file_keeps_its_comments_and_layout_after_the_bump(
@@ -215,7 +260,8 @@ def test_prometheus_url_from_the_environment(alertmanager, watched, tmp_path):
     path = stack_at_wave_2(tmp_path)
     args = ["--stack", "prod", "--root", str(tmp_path), "--advance"]
     environ = {"ALERTMANAGER_URL": alertmanager.url, "PROMETHEUS_URL": watched.url}
-    assert tool.main(args, environ=environ, applied=lambda: applied_and_soaked(tmp_path)) == 0
+    soaked = lambda: applied_and_soaked(tmp_path)  # noqa: E731
+    assert tool.main(args, environ=environ, applied=soaked, verified=verified_green) == 0
     assert wave_in(path) == 3
 
 

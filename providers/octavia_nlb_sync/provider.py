@@ -130,6 +130,8 @@ class WrongOctaviaId(Exception):
 class OctaviaNlbSync(pulumi.dynamic.Resource, module="hybrid-infra", name="OctaviaNlbSync"):
     """Keeps the NLB target groups of one Octavia LB equal to its pools' serving members."""
 
+    loadbalancer_id: pulumi.Output[str]
+    bindings: pulumi.Output[list[dict[str, Any]]]
     targets: pulumi.Output[dict[str, list[str]]]
     last_sync: pulumi.Output[dict[str, int]]
     pending: pulumi.Output[dict[str, str]]

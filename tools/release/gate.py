@@ -8,7 +8,10 @@
   `hybrid_infra_prod` with the Prod's name; a silenced alert does not count);
 - and that silence means something: Prometheus has each such Prod's alert rules loaded and
   holds samples of its requests (the series its PodMonitor labels). A Prod without them is
-  "gate blind": its alerts cannot fire.
+  "gate blind": its alerts cannot fire;
+- and `tools.verify` is green for those Prods: each Deployment Available at the new version
+  with its PDB and HPA, and every segment they serve reaching them through every edge proxy.
+  Quiet alerts are not proof that the wave landed.
 """
 
 from __future__ import annotations
@@ -25,9 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from model.config import AppAlerts, StackConfig
-from model.prod_alerts import requests_selector, samples_query
+from model.prod_alerts import requests_selector
 from model.release import ALERT_LABEL, ReleasePlan, alert_matcher, firing_on
 from model.soak import SoakStart, soak_start
+from tools.cli import UsageError
+from tools.verify import alerts as verify_alerts
+from tools.verify import outputs as stack_outputs
+from tools.verify import verify
+from tools.verify.context import Context
+from tools.verify.report import Row
 
 ALERTMANAGER_ENV = "ALERTMANAGER_URL"
 PROMETHEUS_ENV = "PROMETHEUS_URL"
@@ -40,16 +49,13 @@ class Refused(Exception):
     """Advancing now would be unsafe or pointless; the message says what to do instead."""
 
 
-class UsageError(Exception):
-    """The command lacks something it needs for this stack."""
-
-
 def check(
     plan: ReleasePlan,
     config: StackConfig,
     alertmanager: str | None,
     applied: AppliedSource | None,
     prometheus: Sequence[str] = (),
+    verified: VerifySource | None = None,
 ) -> str:
     """Raise `Refused` unless the next wave may go; returns what was checked, for the user."""
     reason = refusal_before_alerts(plan)
@@ -92,7 +98,16 @@ def check(
     reason = refusal_while_blind(updated, with_rules, with_samples, alerts)
     if reason:
         raise Refused(reason)
-    return f"no alert fires on {', '.join(updated)}, and Prometheus has their rules and samples"
+    if verified is None:
+        raise UsageError("no way to verify the released waves")
+    rows = verified(updated)
+    reason = refusal_until_verified(updated, rows)
+    if reason:
+        raise Refused(reason)
+    return (
+        f"no alert fires on {', '.join(updated)}, Prometheus has their rules and samples, and "
+        f"verify is green for them ({len(rows)} checks)"
+    )
 
 
 def refusal_before_alerts(plan: ReleasePlan) -> str | None:
@@ -143,21 +158,19 @@ def fetch_watched(
     urls: Sequence[str], prods: Sequence[str], alerts: AppAlerts, timeout: float = 10.0
 ) -> tuple[set[str], set[str]]:
     """Of `prods`: those whose alert rules some Prometheus of `urls` evaluates, and those
-    whose requests it holds a sample of now (Prometheus HTTP API, `/api/v1/rules` and an
-    instant `/api/v1/query`). Give each cluster's Prometheus, or one that sees them all."""
-    with_rules: set[str] = set()
-    with_samples: set[str] = set()
-    for url in urls:
-        groups = _prometheus(url, "/api/v1/rules", {"type": "alert"}, timeout)["groups"]
-        with_rules |= {
-            str(rule["labels"][ALERT_LABEL])
-            for group in groups
-            for rule in group.get("rules", ())
-            if ALERT_LABEL in (rule.get("labels") or {}) and rule.get("health") != "err"
-        }
-        found = _prometheus(url, "/api/v1/query", {"query": samples_query(prods, alerts)}, timeout)
-        with_samples |= {str(series["metric"].get(ALERT_LABEL)) for series in found["result"]}
-    return with_rules & set(prods), with_samples & set(prods)
+    whose requests it holds a sample of now (read by `tools.verify.alerts`). Give each
+    cluster's Prometheus, or one that sees them all."""
+    try:
+        seen = verify_alerts.watched(urls, prods, alerts, timeout)
+    except verify_alerts.Unreadable as unreadable:
+        raise Refused(
+            f"{unreadable}; not advancing, because unknown data behind the alerts is not the "
+            "same as data"
+        ) from unreadable
+    with_rules = {
+        prod for prod, rules in seen.rules.items() if any(r.get("health") != "err" for r in rules)
+    }
+    return with_rules, set(seen.samples)
 
 
 def refusal_while_blind(
@@ -190,20 +203,55 @@ def refusal_while_blind(
     )
 
 
-def _prometheus(url: str, path: str, params: Mapping[str, str], timeout: float) -> Any:
-    """The `data` of a Prometheus API answer; any failure refuses, as an unknown is not a no."""
-    endpoint = f"{url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+def refusal_until_verified(prods: Sequence[str], rows: Sequence[Row]) -> str | None:
+    """Every check verify made of the released Prods must be green, and it must have found
+    each of them running: a verify that checked nothing proves nothing."""
+    checked = {row.subject for row in rows if row.check == "prod" and row.result == "ok"}
+    lines = [f"  {r.result} {r.check} {r.subject}: {r.detail}" for r in rows if not r.green]
+    lines += [
+        f"  not checked: prod {prod} (verify found no Deployment of it to check)"
+        for prod in prods
+        if prod not in checked and not any(r.subject == prod for r in rows if not r.green)
+    ]
+    if not lines:
+        return None
+    return "\n".join(
+        [
+            f"verify is not green for the released waves ({', '.join(prods)}):",
+            *lines,
+            "Fix them, or roll back by setting release.wave lower, before advancing "
+            "(`python -m tools.verify --stack <stack>` shows every check)",
+        ]
+    )
+
+
+def verify_from_pulumi(stack: str, cwd: Path, prods: Sequence[str]) -> list[Row]:
+    """`tools.verify` of the released Prods against the stack's outputs (`pulumi stack
+    output`), with the stack's credentials."""
     try:
-        with urllib.request.urlopen(endpoint, timeout=timeout) as response:
-            answer = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise Refused(
-            f"cannot read Prometheus at {url} ({error}); not advancing, because unknown data "
-            "behind the alerts is not the same as data"
-        ) from error
-    if not isinstance(answer, dict) or answer.get("status") != "success":
-        raise Refused(f"Prometheus at {url} did not answer {path} with success; not advancing")
-    return answer["data"]
+        raw = stack_outputs.from_pulumi(stack, cwd)
+    except stack_outputs.OutputsUnavailable as unavailable:
+        raise UsageError(str(unavailable)) from unavailable
+    return verify_released(raw, prods, stack_outputs.openstack_password(stack, cwd))
+
+
+def verify_released(
+    raw: Mapping[str, Any],
+    prods: Sequence[str],
+    os_password: str | None = None,
+    edges: Mapping[str, str] | None = None,
+) -> list[Row]:
+    """`tools.verify` of what concerns `prods` only (their clusters and Deployments, the
+    segments they serve): nothing a wave does not touch holds it back."""
+    outputs = stack_outputs.parse(raw).focused(prods)
+    ctx = Context(outputs, os_password=os_password, edges=dict(edges or {}))
+    return verify(ctx, VERIFIED_AREAS)
+
+
+VerifySource = Callable[[Sequence[str]], Sequence[Row]]
+"""The released Prods → verify's rows about them."""
+VERIFIED_AREAS = ("clusters", "routing")
+"""The alerts area is the gate's own check above, made first."""
 
 
 @dataclass(frozen=True)

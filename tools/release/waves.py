@@ -6,21 +6,24 @@ only while no alert fires on a Prod that already runs the new version.
         [--prometheus URL] [--dry-run]
     uv run python -m tools.release.waves --stack prod --rollback [--dry-run]
 
-It needs no cloud credential: it reads `Pulumi.<stack>.yaml` through `model.config`, and
-`--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod` with an updated
-Prod's name. `--advance` changes one thing, `release.wave` in the stack file, keeping every
-other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next wave.
+The plan and `--rollback` need no cloud credential: they read `Pulumi.<stack>.yaml` through
+`model.config`. `--advance` asks Alertmanager (v2 API) for alerts labelled `hybrid_infra_prod`
+with an updated Prod's name. `--advance` changes one thing, `release.wave` in the stack file,
+keeping every other byte of it; `pulumi up` (or the Deployments run on push) then rolls the next
+wave.
 `--dry-run` runs every check and prints the change, and writes nothing anywhere.
 
 Before a later wave, `--advance` also checks that the released waves are applied (the stack's
 `releasePlan` output, through `pulumi stack output`) and have soaked for `release.soakMinutes`
-since the update that last changed a Prod's version or the wave (`pulumi stack history`), and
-that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind").
+since the update that last changed a Prod's version or the wave (`pulumi stack history`),
+that Prometheus holds the updated Prods' alert rules and samples (otherwise: "gate blind"),
+and that `tools.verify` is green for them (their Deployments at the new version, their
+segments reaching them through every edge proxy), with the stack's own credentials.
 
-Exit status (`tools.cli`): 0 done, 1 refused (alerts fire, the gate is blind, the release is
-unverified, finished, not applied or still soaking, or Alertmanager or Prometheus cannot be
-read; no rollback fits), 2 the stack file is wrong or the command is incomplete or asks for
-something its mode does not do, 3 a bug in this tool.
+Exit status (`tools.cli`): 0 done, 1 refused (alerts fire, the gate is blind, verify is not
+green, the release is unverified, finished, not applied or still soaking, or Alertmanager or
+Prometheus cannot be read; no rollback fits), 2 the stack file is wrong or the command is
+incomplete or asks for something its mode does not do, 3 a bug in this tool.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -47,7 +51,7 @@ from model.stack import parse
 from model.stackfile import PROJECT, ROOT, StackFileError
 from tools import cli
 from tools.release import gate
-from tools.release.gate import ALERTMANAGER_ENV, AppliedSource, Refused
+from tools.release.gate import ALERTMANAGER_ENV, AppliedSource, Refused, VerifySource
 
 RELEASE_KEY = f"{PROJECT}:release"
 
@@ -111,6 +115,7 @@ def advance(
     alertmanager: str | None,
     applied: AppliedSource | None = None,
     prometheus: Sequence[str] = (),
+    verified: VerifySource | None = None,
     *,
     dry_run: bool = False,
 ) -> str:
@@ -119,7 +124,7 @@ def advance(
     text = path.read_text()
     config = load_config(text, path.name)
     plan = release_plan(config)
-    checked = gate.check(plan, config, alertmanager, applied, prometheus)
+    checked = gate.check(plan, config, alertmanager, applied, prometheus, verified)
     upcoming = plan.waves[plan.current]
     new_text = with_wave(text, upcoming.number)
     load_config(new_text, path.name)  # the edit must leave a stack file the program accepts
@@ -224,16 +229,17 @@ def with_segments(text: str, prods: Mapping[str, Sequence[str]]) -> str:
 
 
 @cli.command(
-    # gate's own UsageError until the gate takes tools.cli's (then this names it twice).
-    usage=(ConfigError, StackFileError, gate.UsageError, OSError),
+    usage=(ConfigError, StackFileError, OSError),
     refused=(Refused, RollbackRefused),
 )
 def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] = os.environ,
     applied: AppliedSource | None = None,
+    verified: VerifySource | None = None,
 ) -> int:
-    """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`)."""
+    """`applied` stands in for the stack's backend (default: the Pulumi CLI in `--root`), and
+    `verified` for `tools.verify` of the stack's live platform (default: through its outputs)."""
     parser = argparse.ArgumentParser(prog="python -m tools.release.waves", description=__doc__)
     parser.add_argument("--stack", required=True, help="the stack: reads Pulumi.<stack>.yaml")
     parser.add_argument("--root", type=Path, default=ROOT, help="directory of the stack file")
@@ -279,7 +285,8 @@ def main(
         print(rollback_now(stack.path, args.dry_run))
     elif args.advance:
         source = applied or (lambda: gate.applied_from_pulumi(args.stack, args.root))
-        print(advance(stack.path, url, source, prometheus, dry_run=args.dry_run))
+        checks = verified or partial(gate.verify_from_pulumi, args.stack, args.root)
+        print(advance(stack.path, url, source, prometheus, checks, dry_run=args.dry_run))
     else:
         print(render(args.stack, load_config(stack.text, stack.path.name)))
     return cli.OK
