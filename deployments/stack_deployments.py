@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -143,6 +143,9 @@ class StackCredentials(IdentityConfig):
     """The update identity (top level) and the read-only one that previews run as."""
 
     reader: IdentityConfig
+    prometheus: tuple[Annotated[str, Field(pattern=r"^https?://[^/\s]+")], ...] = ()
+    """The Prometheus servers that see the stack's Prods, which the verify run reads (one per
+    cluster that hosts Prods); without one, verify's alerts row is an ERROR and the run fails."""
 
 
 class ReviewStacks(Model):
@@ -319,12 +322,13 @@ def run_environment(
     return {**ENVIRONMENT, RUN_IDENTITIES_VAR: runs.to_json()}
 
 
-def verify_command(stack: str) -> str:
+def verify_command(stack: str, prometheus: Sequence[str] = ()) -> str:
     """Check the live platform, read-only; exit 1 (a check failed) fails the run. The stack
     name resolves in the run's organization (the CLI's local default)."""
+    flags = "".join(f" --prometheus {shlex.quote(url)}" for url in prometheus)
     return (
         'pulumi org set-default "$PULUMI_CI_ORGANIZATION" && '
-        f"uv run --no-sync python -m tools.verify --stack {shlex.quote(stack)}"
+        f"uv run --no-sync python -m tools.verify --stack {shlex.quote(stack)}{flags}"
     )
 
 
@@ -362,7 +366,10 @@ def plan(
                 identities=by_name,
                 verify=VerifyPlan(
                     repo_dir=f"{prefix}{VERIFY_DIR}",
-                    pre_run_commands=tuple(back + c for c in (*SETUP, verify_command(stack))),
+                    pre_run_commands=tuple(
+                        back + c
+                        for c in (*SETUP, verify_command(stack, config.stacks[stack].prometheus))
+                    ),
                     environment=run_environment(VERIFY_OPERATIONS, by_name),
                 ),
             )

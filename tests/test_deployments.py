@@ -554,10 +554,14 @@ def test_the_verify_run_checks_the_stack_on_its_branch_and_nothing_else_starts_i
     assert inputs["vcs"]["previewPullRequests"] is False
     assert inputs["agentPoolId"] == "pool-agents"
     pre_run = inputs["operationContext"]["preRunCommands"]
+    prometheus = deployments_config()["stacks"][stack].get("prometheus", [])
     assert pre_run[-1] == (
         'cd ../.. && pulumi org set-default "$PULUMI_CI_ORGANIZATION" && '
         f"uv run --no-sync python -m tools.verify --stack {stack}"
+        + "".join(f" --prometheus {url}" for url in prometheus)
     )
+    # A stack with Prods names where their alerts are, or verify's alerts row fails each run.
+    assert bool(prometheus) == bool(stack_config_file(stack)["config"].get("hybrid-infra:prods"))
     assert "cd ../.. && python3 deployments/identity.py" in pre_run
     project = yaml.safe_load((DEPLOYMENTS / "verify/Pulumi.yaml").read_text())
     assert project["name"] == "hybrid-infra-verify"
@@ -591,7 +595,9 @@ def test_the_verify_step_fails_the_run_exactly_when_verify_fails(result, tmp_pat
     assert (tmp_path / "org").read_text().split() == ["org", "set-default", "example-org"]
     called = (tmp_path / "called").read_text().split()
     assert called[0] == str(checkout)
-    assert called[1:] == ["run", "--no-sync", "python", "-m", "tools.verify", "--stack", "prod"]
+    verify = ["run", "--no-sync", "python", "-m", "tools.verify", "--stack", "prod"]
+    prometheus = ["--prometheus", "http://prometheus.prod.internal.example.net:9090"]
+    assert called[1:] == [*verify, *prometheus]
 
 
 def test_the_workflow_verifies_each_stack_after_its_up_and_fails_on_a_failed_check():
