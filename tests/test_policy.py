@@ -31,7 +31,7 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from model.management_ports import MANAGEMENT_PORTS
-from model.rules import REQUIRED_TAGS
+from model.rules.stack import REQUIRED_TAGS
 from policy import hybrid_policies as hp
 from tests.synthesis import (
     AWS_PROVIDER,
