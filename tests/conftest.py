@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.kube",
     "tests.fixtures.prometheus",
     "tests.fixtures.drain_world",
+    "tests.fixtures.pki",
 ]

@@ -27,7 +27,7 @@ from model.gke_names import node_pool_name
 from model.kubeconfig import eks_kubeconfig, gke_kubeconfig, magnum_kubeconfig
 from model.stack import parse
 from tests.fixtures.program import NS, raw_of, synth_with
-from tests.synthesis import (
+from tests.support.synthesis import (
     AWS_PROVIDER,
     DRAIN,
     EKS_ACCESS_ENTRY,

@@ -11,7 +11,7 @@ from model.config import ConfigError
 from model.stack import parse
 from model.stackfile import ROOT
 from tests.fixtures.program import Mutation, config_with, raw_of
-from tests.synthesis import AWS_PROVIDER
+from tests.support.synthesis import AWS_PROVIDER
 from tools.synth import ProgramFailed, stack_config, synthesize
 
 

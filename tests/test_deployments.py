@@ -22,7 +22,13 @@ from model import fleet
 from model.kubeconfig import eks_kubeconfig, gke_kubeconfig
 from model.stack import parse as parse_stack
 from tests.fixtures.program import raw_of
-from tests.synthesis import AGENT_POOL, DEPLOYMENT_SETTINGS, DRIFT_SCHEDULE, POLICY_GROUP, one
+from tests.support.synthesis import (
+    AGENT_POOL,
+    DEPLOYMENT_SETTINGS,
+    DRIFT_SCHEDULE,
+    POLICY_GROUP,
+    one,
+)
 from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
 from tools.synth import synthesis as synth

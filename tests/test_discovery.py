@@ -25,7 +25,7 @@ from model.octavia import TaggedLoadBalancer
 from providers.octavia_nlb_sync import octavia as octavia_shell
 from tests.fixtures.octavia import lb_body, listener_body, post_lb, wait_lb_active
 from tests.fixtures.program import synth_with
-from tests.synthesis import HYBRID_LB, NLB, RECORD, SECURITY_GROUP, descendants, one
+from tests.support.synthesis import HYBRID_LB, NLB, RECORD, SECURITY_GROUP, descendants, one
 from tests.test_hybrid_lb import catalog_with_listener
 from tools.synth import ProgramFailed, Synthesis, cli, snapshot, synthesize
 from tools.synth.diff import diff

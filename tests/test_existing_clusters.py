@@ -14,7 +14,7 @@ from devenv import local_stack
 from model.config import ConfigError
 from model.stack import parse
 from model.stackfile import project_values
-from tests.synthesis import (
+from tests.support.synthesis import (
     AWS_PROVIDER,
     DEPLOYMENT,
     KUBERNETES_PROVIDER,

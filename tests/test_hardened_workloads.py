@@ -37,7 +37,7 @@ from devenv.haproxy import HAPROXY
 from devenv.kube import LocalCluster
 from devenv.processes import free_port, stop
 from tests.fixtures.go_built import go_built
-from tests.synthesis import (
+from tests.support.synthesis import (
     CONFIGMAP,
     DEPLOYMENT,
     EDGE_PROXY,

@@ -21,7 +21,7 @@ from model.stack import parse
 from providers.octavia_nlb_sync import octavia
 from tests.fixtures.octavia import lb_body, listener_body, post_lb
 from tests.fixtures.program import raw_of, synth_with
-from tests.synthesis import (
+from tests.support.synthesis import (
     HEALTH_CHECK,
     HYBRID_LB,
     LISTENER,

@@ -47,7 +47,7 @@ from providers.node_pool_drain.provider import (
 )
 from providers.node_pool_drain.wait import wait_for
 from tests.fixtures.drain_world import DrainWorld
-from tests.provider_host import ProviderHost, ProviderHostError
+from tests.support.provider_harness import ProviderHost, ProviderHostError
 
 OLD, NEW = "g-1-30-5-gke-1014-r42", "g-1-30-6-gke-1100-r43"
 

@@ -33,7 +33,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 from model.management_ports import MANAGEMENT_PORTS
 from model.rules.stack import REQUIRED_TAGS
 from policy import hybrid_policies as hp
-from tests.synthesis import (
+from tests.support.synthesis import (
     AWS_PROVIDER,
     EKS_CLUSTER,
     GKE_CLUSTER,

@@ -19,7 +19,7 @@ from model.release import ALERT_LABEL
 from model.stack import parse
 from tests.fixtures.program import raw_of, synth_with
 from tests.fixtures.promtool import needs_promtool, promtool, rule_test, run_rule_tests
-from tests.synthesis import (
+from tests.support.synthesis import (
     CONFIGMAP,
     DEPLOYMENT,
     EDGE_PROXY,

@@ -24,7 +24,7 @@ from model.release import release_plan
 from model.service_exposure import reached_from_other_clusters
 from model.stack import parse
 from tests.fixtures.program import raw_of, synth_with
-from tests.synthesis import (
+from tests.support.synthesis import (
     CONFIGMAP,
     DEPLOYMENT,
     EDGE_PROXY,

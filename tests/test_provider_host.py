@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.example_provider import ENV_TAG, CounterFileProvider, FailingProvider
-from tests.provider_host import ProviderHost, ProviderHostError
+from tests.support.example_provider import ENV_TAG, CounterFileProvider, FailingProvider
+from tests.support.provider_harness import ProviderHost, ProviderHostError
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from providers.octavia_nlb_sync import OctaviaNlbSyncProvider
 from tests.fixtures.sync_world import VPC_CIDR, live
-from tests.provider_host import UNKNOWN, ProviderHostError
+from tests.support.provider_harness import UNKNOWN, ProviderHostError
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import yaml
 
 from model.stackfile import ROOT
 from tests.fixtures.program import synth_with
-from tests.synthesis import (
+from tests.support.synthesis import (
     CONFIGMAP,
     DEPLOYMENT,
     EKS_CLUSTER,

@@ -76,7 +76,9 @@ from pulumi.dynamic.dynamic import PROVIDER_KEY, serialize_provider
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import provider_pb2_grpc
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+from model.stackfile import ROOT
+
+PROJECT_ROOT: Path = ROOT
 """The host's cwd, so provider modules import by reference exactly as under ``pulumi up``."""
 
 UNKNOWN: str = rpc.UNKNOWN

@@ -1,12 +1,11 @@
-"""The edge proxy's configuration: a pure function of the routing table (properties), checked by
-the real `haproxy -c`, and run by the real HAProxy (Debian package) in front of small local
-Prods, each its own process (`devenv/haproxy.py`): segments reach their Prods, unknown segments
-the default, a routing change reloads with no failed request, a Prod that just took the new
-version ramps up, a killed Prod's segment goes to its fallback with no failed request, checks
-ask the health path with the Host the Prod expects, only trusted sources choose a segment, and
-with `edge.tls` a Prod on another cluster is reached over verified TLS while one presenting a
-certificate from another CA or for another name gets no request (Prods serving HTTPS with
-certificates from throwaway CAs, `devenv/pki.py`).
+"""The real HAProxy (Debian package) in front of small local Prods, each its own process
+(`devenv/haproxy.py`): segments reach their Prods, unknown segments the default, a routing change
+reloads with no failed request, a Prod that just took the new version ramps up, a killed Prod's
+segment goes to its fallback with no failed request, checks ask the health path with the Host the
+Prod expects, only trusted sources choose a segment, the program's proxy configs pass the real
+`haproxy -c`, and with `edge.tls` a Prod on another cluster is reached over verified TLS while one
+presenting a certificate from another CA or for another name gets no request (Prods serving HTTPS
+with certificates from throwaway CAs, `devenv/pki.py`).
 A small DNS server (dnspython) stands in for the cluster's DNS."""
 
 from __future__ import annotations
@@ -18,15 +17,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pulumi.runtime import rpc
 
 from devenv.haproxy import (
     HAPROXY,
@@ -35,148 +30,23 @@ from devenv.haproxy import (
     Edge,
     Prods,
     ask,
-    loopback_routing,
 )
-from devenv.pki import ThrowawayCa
 from devenv.processes import free_port
-from model.config import ConfigError, ProdSpec, Segment
 from model.edge_config import (
     CA_FILE,
     LIVENESS_PATH,
-    EdgeConfigError,
     EdgeSettings,
     liveness_frontend,
     render,
 )
-from model.placement import fallbacks, place
-from model.stack import parse
-from model.stackfile import SECRET_PLACEHOLDER
-from tests.fixtures.program import raw_of, synth_with
-from tests.synthesis import CONFIGMAP, DEPLOYMENT, EDGE_PROXY, PDB, SECRET, children_by_type
-from tools.synth import Synthesis, synthesize
+from tests.fixtures.program import synth_with
+from tests.support.edge import routing, secret_value, servers_of, with_tls
+from tests.support.synthesis import CONFIGMAP, DEPLOYMENT, EDGE_PROXY, PDB, SECRET, children_by_type
+from tools.synth import synthesize
 
 needs_haproxy = pytest.mark.skipif(
     not Path(HAPROXY).exists(), reason="haproxy not installed: run scripts/system-packages.sh"
 )
-Routes = list[tuple[str, int, int]]
-
-
-def routing(
-    segments: dict[str, Routes],
-    fallback: dict[str, Routes] | None = None,
-    health_path: str = "/healthz",
-) -> dict[str, Any]:
-    """{segment: [(prod, port, weight)]} → the routing table's shape (endpoints on loopback)."""
-
-    def routes(of: Routes) -> list[dict[str, Any]]:
-        return [
-            {"prod": p, "endpoint": f"http://127.0.0.1:{port}", "weight": w} for p, port, w in of
-        ]
-
-    return {
-        "healthPath": health_path,
-        "segments": {
-            name: {"routes": routes(of), "fallbacks": routes((fallback or {}).get(name, []))}
-            for name, of in segments.items()
-        },
-    }
-
-
-def servers_of(config: str) -> dict[str, dict[str, str]]:
-    """Backend → server name → its `server` line."""
-    found: dict[str, dict[str, str]] = {}
-    backend = ""
-    for line in config.splitlines():
-        if line.startswith("backend "):
-            backend = line.split()[1]
-        elif line.strip().startswith("server "):
-            found.setdefault(backend, {})[line.split()[1]] = line.strip()
-    return found
-
-
-# --- the pure function --------------------------------------------------------------------
-
-
-prods = st.dictionaries(
-    st.sampled_from([f"P{i}" for i in range(1, 7)]),
-    st.builds(ProdSpec, cluster=st.sampled_from(["A", "B", "C"]), capacity=st.integers(100, 5000)),
-    min_size=2,
-    max_size=6,
-)
-
-
-def table_of(prods: dict[str, ProdSpec], segments: tuple[Segment, ...], drained: set[str]) -> Any:
-    """The routing table the program would publish, with fallbacks (every Prod on one port)."""
-    return loopback_routing(
-        place(prods, segments, frozenset(drained)),
-        fallbacks(prods, segments, frozenset(drained)),
-        dict.fromkeys(prods, 8080),
-        "/ready",
-    )
-
-
-@given(prods, st.data())
-@settings(max_examples=60, deadline=None)
-def test_every_segment_is_routed_exactly_once_and_drained_clusters_get_nothing(prods, data):
-    names = sorted(prods)
-    segments = tuple(
-        Segment(name=f"s{i}", users=data.draw(st.integers(1, 50)), prods=(names[i % len(names)],))
-        for i in range(data.draw(st.integers(1, 5)))
-    )
-    drained = data.draw(st.sets(st.sampled_from(["A", "B", "C"]), max_size=1))
-    table = table_of(prods, segments, drained)
-    if not table["segments"]:
-        return
-    default = sorted(table["segments"])[0]
-    config = render(table, EdgeSettings(default_segment=default))
-    rules = [line for line in config.splitlines() if line.strip().startswith("use_backend")]
-    assert sorted(r.split()[-2] for r in rules) == sorted(table["segments"])
-    servers = {name for backend in servers_of(config).values() for name in backend}
-    for prod, spec in prods.items():
-        if spec.cluster in drained:
-            assert prod not in servers
-
-
-@given(prods, st.data())
-@settings(max_examples=60, deadline=None)
-def test_a_segments_fallbacks_are_backup_servers_beside_its_routes(prods, data):
-    names = sorted(prods)
-    segments = tuple(
-        Segment(name=f"s{i}", users=data.draw(st.integers(1, 50)), prods=(names[i % len(names)],))
-        for i in range(data.draw(st.integers(1, 5)))
-    )
-    table = table_of(prods, segments, set())
-    default = sorted(table["segments"])[0]
-    config = render(table, EdgeSettings(default_segment=default))
-    for segment, spec in table["segments"].items():
-        lines = servers_of(config)[f"segment_{segment}"]
-        primaries = {r["prod"] for r in spec["routes"]}
-        backups = {r["prod"] for r in spec["fallbacks"]}
-        assert {n for n, line in lines.items() if not line.endswith(" backup")} == primaries
-        assert {n for n, line in lines.items() if line.endswith(" backup")} == backups
-    # Fast mark-down only where a backend has another server to go to.
-    for block in config.split("\nbackend ")[1:]:
-        servers = [line for line in block.splitlines() if line.strip().startswith("server ")]
-        assert ("on-error mark-down" in block) == (len(servers) > 1), block
-
-
-def test_a_segment_without_a_prod_or_an_unknown_default_is_an_error():
-    with pytest.raises(EdgeConfigError, match="segment 'a' has no route"):
-        render(routing({"a": []}), EdgeSettings(default_segment="a"))
-    with pytest.raises(EdgeConfigError, match="default segment 'x' is not in the routing table"):
-        render(routing({"a": [("P1", 1, 100)]}), EdgeSettings(default_segment="x"))
-
-
-def test_only_a_warming_prod_beside_a_steady_one_waits_for_the_resolver():
-    table = routing({"a": [("P1", 1, 50), ("P2", 2, 50)], "b": [("P3", 3, 100)]})
-    table["segments"]["a"]["routes"][1]["warming"] = True
-    table["segments"]["b"]["routes"][0]["warming"] = True
-    servers = servers_of(render(table, EdgeSettings(default_segment="a")))
-    assert servers["segment_a"]["P2"].endswith("init-addr none")
-    # Alone in its backend, ramping P3 would change no share and only delay its first request.
-    assert "init-addr" not in servers["segment_a"]["P1"]
-    assert "init-addr" not in servers["segment_b"]["P3"]
-
 
 # --- the real HAProxy ---------------------------------------------------------------------
 
@@ -419,95 +289,6 @@ def test_every_hosting_cluster_runs_a_proxy_whose_config_haproxy_accepts(tmp_pat
         assert container["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "15"]}}
 
 
-def test_the_prod_stack_s_segments_fall_back_where_a_drain_would_send_them():
-    """C's segments fall back where draining C sends them; A's and B's single-Prod segments
-    fit nowhere else, and the preview says so."""
-    result = synthesize("prod")
-    config = children_by_type(result, EDGE_PROXY, "A-edge-proxy")[CONFIGMAP].inputs["data"][
-        "haproxy.cfg"
-    ]
-    drained = synth_with(lambda raw: raw["clusters"]["C"].update(drained=True))
-    moved = drained.outputs["routing"]["segments"]
-    servers = servers_of(config)
-    for segment in ("trial", "staff"):
-        (route,) = moved[segment]["routes"]
-        assert servers[f"segment_{segment}"][route["prod"]].endswith(" backup")
-    assert all(not line.endswith(" backup") for line in servers["segment_enterprise"].values())
-    warnings = [line for line in result.logs if "has no fallback" in line]
-    assert len(warnings) == 2
-    assert "segment consumer-east (8800 users)" in warnings[0] and "if A fails" in warnings[0]
-    assert "segment consumer-west (7900 users)" in warnings[1] and "if B fails" in warnings[1]
-
-
-def test_checks_use_the_app_s_health_path():
-    result = synth_with(lambda raw: raw["app"].update(healthPath="/ready"))
-    config = children_by_type(result, EDGE_PROXY, "B-edge-proxy")[CONFIGMAP].inputs["data"][
-        "haproxy.cfg"
-    ]
-    checks = [line for line in config.splitlines() if "http-check send" in line]
-    assert checks and all(" uri /ready ver HTTP/1.1 hdr Host " in line for line in checks)
-
-
-def test_a_health_path_that_would_break_the_proxy_configuration_is_a_config_error():
-    raw = raw_of()
-    raw["app"]["healthPath"] = "/ready now#1"
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    (problem,) = error.value.problems
-    assert problem.startswith("hybrid-infra:app.healthPath: String should match pattern")
-
-
-def test_a_drain_changes_every_other_proxys_config_and_so_rolls_it():
-    """The drained cluster's own proxy is frozen (tests/test_prods.py, drained clusters)."""
-
-    def mounted(result: Synthesis, cluster: str) -> str:
-        parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
-        (volume,) = parts[DEPLOYMENT].inputs["spec"]["template"]["spec"]["volumes"]
-        return str(volume["configMap"]["name"])
-
-    before = synthesize("prod")
-    after = synth_with(lambda raw: raw["clusters"]["C"].update(drained=True))
-    for cluster in "AB":
-        assert mounted(before, cluster) != mounted(after, cluster)
-    frozen = children_by_type(after, EDGE_PROXY, "C-edge-proxy")[DEPLOYMENT]
-    assert frozen.ignore_changes == ("*",)
-
-
-def test_trusted_sources_that_are_not_networks_are_config_errors_by_key_path():
-    raw = raw_of()
-    raw["edge"]["trustedSources"] = ["10.20.0.0/16", "10.20.0.1/16", "identity-proxy", 7]
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    assert error.value.problems == [
-        "hybrid-infra:edge.trustedSources[1]: Value error, '10.20.0.1/16' has host bits set; "
-        "write the range as 10.20.0.0/16",
-        "hybrid-infra:edge.trustedSources[2]: Value error, 'identity-proxy' is not a CIDR such "
-        "as 10.20.0.0/16 or fd00:20::/32",
-        "hybrid-infra:edge.trustedSources[3]: Value error, 7 is not a CIDR such as "
-        "10.20.0.0/16 or fd00:20::/32",
-    ]
-
-
-def test_segments_that_no_trusted_source_can_choose_are_a_config_error():
-    """With no trusted source every request goes to the default segment: the other segments'
-    users would all land on its Prods. One segment needs no source."""
-    raw = raw_of()
-    raw["edge"]["trustedSources"] = []
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    (problem,) = error.value.problems
-    assert problem.startswith(
-        "hybrid-infra:edge.trustedSources: the segment (X-Hybrid-Segment) is believed only from "
-        "these networks and none is listed, so every request would go to consumer-west and "
-        "consumer-east, enterprise, staff, trial would get no user"
-    )
-    raw["segments"] = [s for s in raw["segments"] if s["name"] == "consumer-west"]
-    raw["prods"] = {"B-2": raw["prods"]["B-2"]}
-    raw["edge"]["addresses"] = {}
-    raw["release"]["wave"] = 1
-    parse(raw)
-
-
 @needs_haproxy
 def test_the_liveness_frontend_answers_while_every_prod_is_down(tmp_path):
     """The kubelet's liveness probe must not restart proxies because Prods are down: HAProxy
@@ -553,108 +334,6 @@ def across(
     return table, {prod: f"{host}:{prods.port(prod)}" for prod, host in remote.items()}
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> tuple[ThrowawayCa, ThrowawayCa]:
-    """The CA of `edge.tls`, and another that no proxy trusts."""
-    return (
-        ThrowawayCa(tmp_path / "ca.crt", "edge.tls CA"),
-        ThrowawayCa(tmp_path / "other-ca.crt", "some other CA"),
-    )
-
-
-def test_prods_on_other_clusters_are_dialled_over_verified_tls_and_prods_here_in_plaintext():
-    table = routing({"a": [("P1", 8080, 100)]}, {"a": [("P2", 0, 100)]})
-    table["segments"]["a"]["routes"][0]["cluster"] = "A"
-    table["segments"]["a"]["fallbacks"][0]["cluster"] = "B"
-    settings = EdgeSettings(
-        default_segment="a", cluster="A", addresses={"P2": "p2.b.example.net:8443"}
-    )
-    plain = servers_of(render(table, settings))["segment_a"]
-    assert " ssl" not in plain["P1"] and " ssl" not in plain["P2"]  # without edge.tls
-
-    servers = servers_of(render(table, replace(settings, ca_file="/tls/ca.crt")))["segment_a"]
-    assert servers["P1"] == "server P1 127.0.0.1:8080 weight 100"
-    assert servers["P2"] == (
-        "server P2 p2.b.example.net:8443 weight 100 ssl verify required ca-file /tls/ca.crt "
-        "sni str(p2.b.example.net) verifyhost p2.b.example.net "
-        "check-ssl check-sni p2.b.example.net backup"
-    )
-
-
-@pytest.mark.parametrize(
-    "given, problem",
-    [
-        ("ca.pem", "not a PEM certificate (-----BEGIN CERTIFICATE-----); give the CA's, \"$(cat"),
-        ("server", "CN=p1.b.example.net is not a CA (no basicConstraints CA:TRUE); give the CA"),
-        ("ca+key", "holds a private key; give only the CA's certificate"),
-    ],
-)
-def test_an_edge_tls_ca_that_is_not_ca_certificates_is_a_config_error_naming_its_key(
-    pki, tmp_path, given, problem
-):
-    ca, _ = pki
-    server = ca.issue(tmp_path / "p1", "p1.b.example.net", ["p1.b.example.net"])
-    text = {
-        "ca.pem": "ca.pem",  # the file's name instead of "$(cat ca.pem)"
-        "server": server.cert.read_text(),
-        "ca+key": ca.cert.read_text() + server.key.read_text(),
-    }[given]
-    raw = raw_of()
-    raw["edge"]["tls"] = {"ca": text}
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    (found,) = [p for p in error.value.problems if ".tls" in p]
-    assert found.startswith(f"hybrid-infra:edge.tls.ca: Value error, {problem}"), found
-    assert "BEGIN RSA PRIVATE KEY" not in str(error.value)
-
-
-def test_with_edge_tls_every_prod_reached_across_clusters_needs_an_address_by_host_name(pki):
-    """The Prods' own internal load balancers pass TCP to their plaintext port: with TLS, each
-    Prod another cluster may reach needs an address that serves TLS, named as its certificate."""
-    ca, _ = pki
-    raw = raw_of()
-    raw["edge"]["tls"] = {"ca": ca.cert.read_text()}
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    assert [p.split(":", 2)[1] for p in error.value.problems] == [
-        f"edge.addresses.{prod}" for prod in sorted(raw["prods"])
-    ]
-    assert error.value.problems[2] == (
-        "hybrid-infra:edge.addresses.B-1: edge.tls is set, so proxies on other clusters reach B-1 "
-        "over TLS, which its internal load balancer (TCP to the Prod's plaintext port) cannot "
-        "serve; give the host:port of a TLS endpoint for B-1 on cluster B, with a certificate "
-        "for that host signed by edge.tls.ca"
-    )
-    raw["edge"]["addresses"] = {p: f"{p.lower()}.prod.example.net:8443" for p in raw["prods"]}
-    raw["edge"]["addresses"]["C-1"] = "172.17.30.7:8443"
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    assert error.value.problems == [
-        "hybrid-infra:edge.addresses.C-1: with edge.tls the host must be a DNS name (the proxy "
-        "sends it as SNI and checks the certificate against it), not the IP address 172.17.30.7"
-    ]
-    raw["edge"]["addresses"]["C-1"] = "c-1.prod.example.net:8443"
-    assert parse(raw).edge.tls is not None
-    # The release tools read the stack file without its key: the value is still encrypted.
-    raw["edge"]["tls"] = {"ca": {"secure": "v1:Zm9v:YmFy"}}
-    assert parse(raw).edge.tls is not None
-
-
-def with_tls(ca: Any) -> Callable[[dict[str, Any]], None]:
-    """The prod stack with `edge.tls.ca` and a TLS address per Prod."""
-
-    def mutate(raw: dict[str, Any]) -> None:
-        raw["edge"]["tls"] = {"ca": ca}
-        raw["edge"]["addresses"] = {p: f"{p.lower()}.prod.example.net:8443" for p in raw["prods"]}
-
-    return mutate
-
-
-def secret_value(value: Any) -> Any:
-    assert rpc.is_rpc_secret(value), "the CA must reach the engine as a secret"
-    return value["value"]
-
-
 @needs_haproxy
 def test_each_proxy_mounts_the_ca_read_only_and_haproxy_accepts_its_tls_configuration(
     pki, tmp_path
@@ -691,29 +370,6 @@ def test_each_proxy_mounts_the_ca_read_only_and_haproxy_accepts_its_tls_configur
         path.write_text(config.replace(CA_FILE, str(mounted / "ca.crt")))
         check = subprocess.run([HAPROXY, "-c", "-q", "-f", str(path)], capture_output=True)
         assert check.returncode == 0, check.stderr.decode()
-
-
-def test_a_new_ca_is_a_new_secret_and_rolls_the_proxies(pki):
-    """HAProxy reads its CA file once, when it starts: only new Pods would see a changed one."""
-    ca, other = pki
-
-    def mounted(result: Synthesis) -> str:
-        spec = children_by_type(result, EDGE_PROXY, "A-edge-proxy")[DEPLOYMENT].inputs["spec"]
-        return str(next(v for v in spec["template"]["spec"]["volumes"] if "secret" in v))
-
-    before = synth_with(with_tls(ca.cert.read_text()))
-    rotating = synth_with(with_tls(ca.cert.read_text() + other.cert.read_text()))
-    assert mounted(before) != mounted(rotating)
-
-
-def test_an_encrypted_ca_reaches_the_secret_as_the_placeholder_never_as_its_ciphertext():
-    """tools.synth holds no stack key: a `secure:` value stays encrypted there, as every secure
-    value does, and its ciphertext is never sent anywhere."""
-    ciphertext = "v1:q2VkZ2U=:dGxzLWNhLXBsYWNlaG9sZGVy"
-    result = synth_with(with_tls({"secure": ciphertext}))
-    secret = children_by_type(result, EDGE_PROXY, "B-edge-proxy")[SECRET].inputs
-    assert secret_value(secret["stringData"])["ca.crt"] == SECRET_PLACEHOLDER
-    assert all(ciphertext not in str(r.inputs) for r in result.resources)
 
 
 @needs_haproxy

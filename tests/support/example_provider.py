@@ -1,4 +1,4 @@
-"""A tiny but real dynamic provider, only to prove tests/provider_host.py end to end.
+"""A tiny but real dynamic provider, only to prove tests/support/provider_harness.py end to end.
 
 It manages one JSON file at ``path``. The file records the host's pid (proving the code ran
 inside the host after a dill round trip), an env var and a config value (proving env and
