@@ -46,17 +46,12 @@ def servers_of(config: str) -> dict[str, dict[str, str]]:
     return found
 
 
-# --- the pure function --------------------------------------------------------------------
-
-
 prods = st.dictionaries(
     st.sampled_from([f"P{i}" for i in range(1, 7)]),
     st.builds(ProdSpec, cluster=st.sampled_from(["A", "B", "C"]), capacity=st.integers(100, 5000)),
     min_size=2,
     max_size=6,
 )
-
-# --- TLS to Prods on other clusters (edge.tls) -----------------------------------------------
 
 
 def with_tls(ca: Any) -> Callable[[dict[str, Any]], None]:

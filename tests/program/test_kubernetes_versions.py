@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +14,10 @@ from model import fleet
 from model import kubernetes_versions as kv
 from model.config import ConfigError, parse_keys
 from model.stack import parse, warnings
+from model.stackfile import ROOT
 from tests.fixtures.program import STACKS, raw_of, synth_with
 
 TODAY = date(2026, 12, 4)
-ROOT = Path(__file__).resolve().parent.parent
 K = "hybrid-infra:clusters"
 
 

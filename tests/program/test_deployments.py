@@ -21,6 +21,7 @@ import yaml
 from model import fleet
 from model.kubeconfig import eks_kubeconfig, gke_kubeconfig
 from model.stack import parse as parse_stack
+from model.stackfile import ROOT
 from tests.fixtures.program import raw_of
 from tests.support.synthesis import (
     AGENT_POOL,
@@ -33,7 +34,6 @@ from tools.release.promote import STACK_ORDER
 from tools.synth import ProgramFailed, stack_config, synthesize
 from tools.synth import synthesis as synth
 
-ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ROOT / "deployments"
 WORKFLOW = ROOT / ".github/workflows/pulumi.yml"
 KUBE_AUTH_TOOLS = ROOT / "scripts/kube-auth-tools.sh"
@@ -162,7 +162,7 @@ def test_path_filters_cover_the_program_and_only_the_stacks_own_file(result, sta
     others = [f"Pulumi.{s}.yaml" for s in STACK_ORDER if s != stack]
     for changed in (
         "docs/delivery.md",
-        "tests/test_policy.py",
+        "tests/program/test_policy.py",
         "policy/hybrid_policies.py",
         *others,
     ):

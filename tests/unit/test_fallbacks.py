@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from model.config import ProdSpec, Segment
 from model.placement import fallbacks, place
-from tests.test_prods import fleets
+from tests.support.placement import fleets
 
 
 @given(fleets(), st.sets(st.sampled_from("ABC"), max_size=1))

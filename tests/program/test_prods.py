@@ -1,6 +1,6 @@
-"""Prods over the real program and prod stack file (mocks), and placement while clusters are
-drained: six Prods on their clusters' providers, each a full copy; images follow the waves; the
-routing ConfigMap says where each segment goes; a drained cluster moves users or fails early."""
+"""Prods over the real program and prod stack file (mocks: the program's shape): six Prods on
+their clusters' providers, each a full copy; images follow the waves; the routing ConfigMap says
+where each segment goes; a drained cluster moves users or fails early."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from typing import Any
 
 import pulumi
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from components.prod import PROD_LABEL, VERSION_LABEL, load_balancer_address
 from components.prod_fleet import EDGE_NAMESPACE, ROUTING_CONFIGMAP, ROUTING_KEY
-from model.config import ConfigError, OnPremClusterSpec, ProdSpec, Segment
+from model.config import ConfigError, OnPremClusterSpec
 from model.fleet import drained_clusters, twin_name, twin_spec
-from model.placement import place
 from model.release import release_plan
 from model.service_exposure import reached_from_other_clusters
 from model.stack import parse
@@ -45,6 +42,8 @@ from tools.synth import ProgramFailed, Registered, Synthesis, snapshot, synthesi
 from tools.synth.diff import diff, render_diff
 
 WAVE_LABEL = "hybrid-infra/wave"
+
+
 PROD_CLUSTERS = {"A-1": "A", "A-2": "A", "B-1": "B", "B-2": "B", "C-1": "C", "C-2": "C"}
 
 
@@ -217,7 +216,10 @@ def test_a_version_with_a_malformed_digest_is_a_config_error(version):
 
 # --- hardened Pods --------------------------------------------------------------------------
 
+
 EDGE_NAMESPACE_NAME = "hybrid-infra-edge"
+
+
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "v1.34",
@@ -576,11 +578,11 @@ def prod_provider(result: Synthesis, cluster: str) -> str:
 
 
 # --- reaching a Prod from another cluster ---------------------------------------------------
-#
-# Under mocks these prove the shape the program sends; that each cloud's load balancer
-# controller reads these annotations is documented in docs/cloud-rules.md with its source.
+
 
 OPENSTACK_INTERNAL = {"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"}
+
+
 INTERNAL_LB = {
     "A": OPENSTACK_INTERNAL,
     "C": OPENSTACK_INTERNAL,
@@ -807,101 +809,3 @@ def test_an_internet_facing_proxy_says_so_to_each_cloud_and_admits_anyone_withou
     }
     service = children_by_type(result, EDGE_PROXY, "B-edge-proxy")[SERVICE].inputs
     assert "loadBalancerSourceRanges" not in service["spec"]
-
-
-# --- placement, pure ------------------------------------------------------------------------
-
-
-def test_re_placement_picks_the_roomiest_prod_and_never_a_test_prod():
-    prods = {
-        "A-1": ProdSpec(cluster="A", capacity=5000),
-        "B-1": ProdSpec(cluster="B", capacity=3000),
-        "C-1": ProdSpec(cluster="C", capacity=4000),
-        "C-9": ProdSpec(cluster="C", test=True, capacity=100000),
-    }
-    segments = [
-        Segment(name="big", users=2500, prods=("A-1",)),
-        Segment(name="small", users=900, prods=("A-1",)),
-        Segment(name="here", users=1000, prods=("C-1",)),
-    ]
-    placement = place(prods, segments, drained={"A"})
-    # C-1 has 3000 spare, B-1 3000: the name breaks the tie; then B-1 has 500, C-1 3000.
-    assert [r.prod for r in placement.routes_of("big")] == ["B-1"]
-    assert [r.prod for r in placement.routes_of("small")] == ["C-1"]
-    assert placement.stranded == ()
-
-
-def test_a_prod_below_the_users_it_serves_is_a_config_error():
-    raw = raw_of()
-    raw["prods"]["A-2"]["capacity"] = 4000
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    (problem,) = error.value.problems
-    assert problem.startswith("hybrid-infra:prods.A-2.capacity: 4000 is below the 4200 users")
-
-
-def test_prod_names_that_differ_only_in_case_are_a_config_error():
-    raw = raw_of()
-    raw["prods"]["a-1"] = {"cluster": "C", "capacity": 100}
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    assert error.value.problems == [
-        "hybrid-infra:prods: A-1 and a-1 differ only in case; their Kubernetes namespaces "
-        "(prod-a-1) would clash"
-    ]
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "start"),
-    [
-        ("image", "registry.example.net/shop/web:5", "hybrid-infra:app.image: give the image"),
-        ("maxSurge", "0%", "hybrid-infra:app.maxSurge: must be above 0"),
-    ],
-)
-def test_app_settings_no_rollout_could_use_are_config_errors(key, value, start):
-    raw = raw_of()
-    raw["app"][key] = value
-    with pytest.raises(ConfigError) as error:
-        parse(raw)
-    (problem,) = error.value.problems
-    assert problem.startswith(start)
-
-
-@st.composite
-def fleets(draw):
-    """Prods on clusters A, B and C; segments on one Prod or a pair on two clusters."""
-    slots = [f"{c}-{i}" for c in "ABC" for i in (1, 2)]
-    names = draw(st.lists(st.sampled_from(slots), min_size=1, unique=True))
-    prods = {
-        n: ProdSpec(cluster=n[0], test=draw(st.booleans()), capacity=draw(st.integers(1, 20000)))
-        for n in names
-    }
-    segments = []
-    for i in range(draw(st.integers(0, 6))):
-        first = draw(st.sampled_from(names))
-        others = [n for n in names if n[0] != first[0]]
-        pair = others and draw(st.booleans())
-        chosen = (first, draw(st.sampled_from(others))) if pair else (first,)
-        segments.append(Segment(name=f"s{i}", users=draw(st.integers(0, 9000)), prods=chosen))
-    return prods, segments
-
-
-@given(fleets(), st.sets(st.sampled_from("ABC")))
-def test_every_segment_is_routed_off_drained_clusters_or_reported(fleet, drained):
-    prods, segments = fleet
-    placement = place(prods, segments, drained)
-    routed = [s.segment for s in placement.segments]
-    stranded = [s.segment for s in placement.stranded]
-    assert sorted(routed + stranded) == sorted(s.name for s in segments)
-    for routes in placement.segments:
-        assert sum(r.weight for r in routes.routes) == 100
-        assert all(prods[r.prod].cluster not in drained for r in routes.routes)
-        if not {r.prod for r in routes.routes} <= set(routes.configured):
-            # Re-placed, whole, on one Prod that is not the segment's own.
-            (route,) = routes.routes
-            assert not prods[route.prod].test
-            # A Prod only takes moved users into room it has.
-            assert placement.load[route.prod] <= prods[route.prod].capacity
-    by_name = {s.name: s for s in segments}
-    for stranded in placement.stranded:
-        assert all(prods[p].cluster in drained for p in by_name[stranded.segment].prods)

@@ -1,26 +1,20 @@
-"""HybridLoadBalancer and WeightedFailover over the real program and stack files (mocks), and
-the Octavia → NLB mapping tables."""
+"""HybridLoadBalancer and WeightedFailover over the real program and stack files (mocks: the
+program's shape)."""
 
 import json
-from pathlib import Path
 
 import pytest
 from pulumi.runtime import rpc
 
 from components.dns import effective_weights
-from model.config import ConfigError
 from model.nlb_mapping import (
-    MappingError,
     OctaviaListener,
-    map_health_check,
-    map_listeners,
     without_management_ports,
 )
-from model.octavia import Monitor
 from model.stack import parse
 from providers.octavia_nlb_sync import octavia
-from tests.fixtures.octavia import lb_body, listener_body, post_lb
 from tests.fixtures.program import raw_of, synth_with
+from tests.support.octavia_catalog import below_hlb, catalog_with_listener
 from tests.support.synthesis import (
     HEALTH_CHECK,
     HYBRID_LB,
@@ -40,19 +34,12 @@ from tests.support.synthesis import (
     descendants,
     one,
 )
-from tools.synth import ProgramFailed, Synthesis, snapshot, stack_config, synthesize
-from tools.synth.diff import diff
-from tools.synth.synthesis import OCTAVIA_CATALOG
+from tools.synth import ProgramFailed, stack_config, synthesize
 
 
 @pytest.fixture(scope="module")
 def prod():
     return synthesize("prod")
-
-
-def below_hlb(result: Synthesis, name: str) -> Synthesis:
-    """Everything the hybrid LB `name` declared, at any depth."""
-    return descendants(result, one(result.of_type(HYBRID_LB), name))
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
@@ -264,38 +251,6 @@ def test_the_stack_password_overrides_the_clouds_yaml_entry(tmp_path, monkeypatc
 # --- management ports ------------------------------------------------------------------------
 
 
-def catalog_with_listener(
-    tmp_path: Path, name: str, port: int, member_port: int = 8443, tags: list[str] | None = None
-) -> Path:
-    """The recorded catalog with one more TCP listener on `name`, its members on `member_port`
-    (and `name`'s tags replaced by `tags`, if given)."""
-    entries = json.loads(OCTAVIA_CATALOG.read_text())
-    (lb,) = [e for e in entries.values() if e["name"] == name]
-    pool = "5c1f0e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
-    lb["listeners"].append(
-        {
-            "id": "4b0e9d1c-2a3f-4b4c-9d5e-6f7a8b9c0d1e",
-            "name": f"port-{port}",
-            "protocol": "TCP",
-            "protocol_port": port,
-            "default_pool_id": pool,
-        }
-    )
-    lb["pools"].append(
-        {
-            "id": pool,
-            "protocol": "TCP",
-            "lb_algorithm": "ROUND_ROBIN",
-            "member_ports": [member_port],
-        }
-    )
-    if tags is not None:
-        lb["tags"] = tags
-    path = tmp_path / "octavia-catalog.json"
-    path.write_text(json.dumps(entries))
-    return path
-
-
 def listener(name: str, port: int, *member_ports: int) -> OctaviaListener:
     return OctaviaListener(name, "TCP", port, name, "TCP", None, member_ports)
 
@@ -363,189 +318,3 @@ def test_an_nlb_is_internal_unless_the_stack_file_says_internet_facing():
     assert one(below.of_type(NLB), "api-nlb").inputs["internal"] is True
     group = one(below.of_type(SECURITY_GROUP), "api-nlb")
     assert [r["cidrBlocks"] for r in group.inputs["ingress"]] == [["10.10.0.0/16", "172.16.0.0/14"]]
-
-
-# --- mapping tables -------------------------------------------------------------------------
-
-TCP = Monitor("TCP", 10, 5, 3, 3)
-
-
-@pytest.mark.parametrize(
-    ("listeners", "expected"),
-    [
-        ([("TCP", 443, "TCP")], [("TCP", 443, False)]),
-        ([("UDP", 53, "UDP")], [("UDP", 53, False)]),
-        ([("TCP", 443, "TCP"), ("UDP", 443, "UDP")], [("TCP_UDP", 443, False)]),
-        ([("HTTP", 80, "HTTP")], [("TCP", 80, False)]),
-        ([("HTTPS", 443, "HTTPS")], [("TCP", 443, False)]),
-        ([("TERMINATED_HTTPS", 443, "HTTP")], [("TCP", 443, False)]),
-        ([("TCP", 443, "PROXY")], [("TCP", 443, True)]),
-        ([("HTTPS", 443, "PROXYV2")], [("TCP", 443, True)]),
-        ([("TCP", 80, "TCP"), ("TCP", 443, "TCP")], [("TCP", 80, False), ("TCP", 443, False)]),
-    ],
-)
-def test_listener_protocol_table(listeners, expected):
-    octavia = [
-        OctaviaListener(f"l{i}", protocol, port, f"p{i}", pool, TCP)
-        for i, (protocol, port, pool) in enumerate(listeners)
-    ]
-    mapped = map_listeners(octavia)
-    assert [(m.protocol, m.port, m.proxy_protocol_v2) for m in mapped] == expected
-
-
-@pytest.mark.parametrize(
-    ("listeners", "message"),
-    [
-        ([("SCTP", 9000, "SCTP")], "protocol SCTP has no NLB equivalent"),
-        ([("UDP", 53, "TCP")], "a UDP listener cannot feed a TCP pool"),
-        ([("TCP", 443, "UDP")], "a TCP listener cannot feed a UDP pool"),
-        ([("TCP", 443, "PROXY"), ("UDP", 443, "UDP")], "proxy protocol needs a TCP-only"),
-        ([("TCP", 443, "TCP"), ("HTTPS", 443, "HTTPS")], "share port 443 on the same transport"),
-    ],
-)
-def test_unsupported_listener_combinations_are_clear_errors(listeners, message):
-    octavia = [
-        OctaviaListener(f"l{i}", protocol, port, f"p{i}", pool, None)
-        for i, (protocol, port, pool) in enumerate(listeners)
-    ]
-    with pytest.raises(MappingError, match=message):
-        map_listeners(octavia)
-
-
-@pytest.mark.parametrize(
-    ("monitor", "expected"),
-    [
-        (Monitor("TCP", 10, 5, 3, 3), ("TCP", 10, 5, 3, 3, None, None)),
-        (Monitor("PING", 10, 5, 3, 3), ("TCP", 10, 5, 3, 3, None, None)),
-        (Monitor("UDP-CONNECT", 5, 3, 2, 2), ("TCP", 5, 3, 2, 2, None, None)),
-        (
-            Monitor("HTTP", 30, 10, 5, 4, "/healthz", "200"),
-            ("HTTP", 30, 10, 5, 4, "/healthz", "200"),
-        ),
-        (Monitor("HTTPS", 10, 5, 3, 3), ("HTTPS", 10, 5, 3, 3, "/", "200-399")),
-        # NLB limits: interval >= 5, thresholds 2..10, timeout <= interval
-        (Monitor("TCP", 1, 1, 1, 1), ("TCP", 5, 2, 2, 2, None, None)),
-    ],
-)
-def test_health_check_table(monitor, expected):
-    check = map_health_check(monitor)
-    assert (
-        check.protocol,
-        check.interval,
-        check.timeout,
-        check.healthy_threshold,
-        check.unhealthy_threshold,
-        check.path,
-        check.matcher,
-    ) == expected
-
-
-def test_unknown_monitor_type_is_a_clear_error():
-    with pytest.raises(MappingError, match="health monitor type SCTP has no NLB equivalent"):
-        map_health_check(Monitor("SCTP", 10, 5, 3, 3))
-
-
-# --- adopt mode against the real Octavia API -------------------------------------------------
-
-
-@pytest.fixture
-def web_and_dns_lb(octavia_conn, project_id) -> str:
-    """An LB made outside the stack: HTTP 80 (monitored on /ready) and UDP 53, one member each."""
-    monitor = {
-        "type": "HTTP",
-        "delay": 15,
-        "timeout": 4,
-        "max_retries": 4,
-        "max_retries_down": 2,
-        "url_path": "/ready",
-        "expected_codes": "200-204",
-    }
-    web = listener_body("web", "HTTP", 80, [("172.17.3.1", 8080)], monitor=monitor)
-    dns = listener_body("dns", "UDP", 53, [("172.17.3.1", 5353)], lb_algorithm="SOURCE_IP")
-    return post_lb(octavia_conn, lb_body("adopted", project_id, web, dns))
-
-
-def test_adopt_mode_mirrors_a_real_octavia_lb(octavia_conn, web_and_dns_lb, prod_cloud):
-    lb_id = web_and_dns_lb
-    pools = {p.name: p.id for p in octavia_conn.load_balancer.pools(loadbalancer_id=lb_id)}
-
-    def adopt(raw: dict) -> None:
-        raw["loadBalancers"][2]["adopt"]["loadbalancerId"] = lb_id
-
-    below = below_hlb(synth_with(adopt, octavia_catalog=None), "game-gw")
-    groups = {
-        (g.inputs["protocol"], g.inputs["port"]): g.inputs for g in below.of_type(TARGET_GROUP)
-    }
-    assert set(groups) == {("TCP", 80), ("UDP", 53)}
-    check = groups[("TCP", 80)]["healthCheck"]
-    assert (check["protocol"], check["interval"], check["timeout"]) == ("HTTP", 15, 4)
-    assert (check["healthyThreshold"], check["unhealthyThreshold"]) == (4, 2)
-    assert (check["path"], check["matcher"]) == ("/ready", "200-204")
-    listeners = sorted((li.inputs["protocol"], li.inputs["port"]) for li in below.of_type(LISTENER))
-    assert listeners == [("TCP", 80), ("UDP", 53)]
-    (sync,) = below.of_type(SYNC)
-    assert sync.inputs["loadbalancer_id"] == lb_id
-    assert sorted(b["pool_id"] for b in sync.inputs["bindings"]) == sorted(pools.values())
-    rules = below.of_type(SECGROUP_RULE)
-    assert {(r.inputs["protocol"], r.inputs["portRangeMin"]) for r in rules} == {
-        ("tcp", 8080),
-        ("udp", 5353),
-    }
-
-
-def test_adopting_an_unknown_lb_is_a_config_error_naming_the_key(prod_cloud):
-    """The real Octavia answers 404 for prod's recorded id: a mistake in the stack file."""
-    with pytest.raises(ProgramFailed) as failed:
-        synthesize("prod", octavia_catalog=None)
-    assert isinstance(failed.value.cause, ConfigError)
-    assert failed.value.cause.problems == [
-        "hybrid-infra:loadBalancers[2].adopt.loadbalancerId: no Octavia load balancer "
-        "6d4f8e2a-1c3b-4e5d-9f7a-8b0c1d2e3f40 (404)"
-    ]
-    assert str(failed.value.cause).startswith(
-        "1 problem(s) in the stack configuration; nothing was changed. Fix them in Pulumi.prod.yaml"
-    )
-
-
-def as_engine_returns(value):
-    """Outputs as the engine hands them back: every number a double (protobuf Struct)."""
-    if isinstance(value, dict):
-        return {k: as_engine_returns(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_engine_returns(v) for v in value]
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def test_while_octavia_is_down_an_adopted_twin_stays_as_the_last_up_read_it(
-    octavia_conn, web_and_dns_lb, prod_cloud, octavia_server
-):
-    """An outage, not a config error: with the last up's outputs the program declares exactly
-    what it declared then (so a DNS drain still applies), with a warning; without them (a first
-    run) it stops, saying Octavia did not answer. Under mocks: the declared shape."""
-
-    def adopt(raw: dict) -> None:
-        raw["loadBalancers"][2]["adopt"]["loadbalancerId"] = web_and_dns_lb
-
-    deployed = synth_with(adopt, octavia_catalog=None)
-    assert deployed.outputs["octavia"][web_and_dns_lb]["name"] == "adopted"
-    octavia_server.stop()
-    try:
-        kept = synth_with(adopt, octavia_catalog=None, last_up=as_engine_returns(deployed.outputs))
-        with pytest.raises(ProgramFailed) as failed:
-            synth_with(adopt, octavia_catalog=None)
-    finally:
-        octavia_server.start()
-    change = diff(snapshot.snapshot(deployed), snapshot.snapshot(kept))
-    assert change.added == change.removed == change.changed == ()
-    assert any(
-        line.startswith(
-            "warning: hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Octavia did not answer"
-        )
-        and "the twin mirrors the LB as the last up read it" in line
-        for line in kept.logs
-    )
-    assert not isinstance(failed.value.cause, ConfigError)
-    assert str(failed.value.cause).startswith(
-        "hybrid-infra:loadBalancers[2].adopt.loadbalancerId: Octavia did not answer, and no "
-        "earlier up read this LB"
-    )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import grimp
 
-ROOT = Path(__file__).resolve().parent.parent
+from model.stackfile import ROOT
+
 PACKAGES = ("model", "providers", "components", "tools")
 
 

@@ -32,6 +32,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from model.management_ports import MANAGEMENT_PORTS
 from model.rules.stack import REQUIRED_TAGS
+from model.stackfile import ROOT
 from policy import hybrid_policies as hp
 from tests.support.synthesis import (
     AWS_PROVIDER,
@@ -49,7 +50,7 @@ from tests.support.synthesis import (
 )
 from tools.synth import Registered, synthesize
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+POLICY_DIR = ROOT / "policy"
 
 
 @dataclasses.dataclass(frozen=True)

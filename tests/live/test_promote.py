@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model.stackfile import ROOT
 from tools.release import promote
 from tools.release.promote import PromotionRefused, main
 
-ROOT = Path(__file__).resolve().parent.parent
 FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml")
 # Each stack's own secret, as `pulumi config set --secret` writes it: never copied across.
 SECRETS = {"staging": "v1:hC3vJ2s1Qm0dZk9x:8Jp1", "prod": "v1:N2a9kW4pQx7rTz1b:Xq8H"}

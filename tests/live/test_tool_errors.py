@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from model.stackfile import ROOT
+
 BROKEN_YAML = "config:\n  hybrid-infra:tags:\n    owner: [platform\n  gcp:project: x\n"
 
 
