@@ -3,10 +3,6 @@ without an Alertmanager: printing the plan, refusals that need no alert, the sta
 
 import datetime
 import difflib
-import re
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,10 +23,9 @@ from model.rollback import RollbackRefused, rollback
 from model.stack import parse
 from model.stackfile import ROOT
 from tests.fixtures.program import raw_of
+from tests.support.waves import copy_of_prod, copy_text, files_in
 from tools.release import gate
 from tools.release import waves as tool
-from tools.synth import snapshot, stack_config, synthesize
-from tools.synth.diff import diff
 
 
 def problems_of(raw: dict) -> list[str]:
@@ -82,6 +77,7 @@ def test_a_prod_serving_a_redundant_and_a_single_segment_is_not_redundant():
 
 
 # --- properties -----------------------------------------------------------------------------
+
 
 names = st.sampled_from([f"{c}-{i}" for c in "ABCD" for i in range(1, 4)])
 
@@ -247,50 +243,6 @@ def test_a_version_that_is_no_label_value_is_a_config_error(key, value):
 # --- the tool without Alertmanager ----------------------------------------------------------
 
 
-def run_waves(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m tools.release.waves` in a real process, as a user runs it, with no cloud
-    credential and no config dir: what it says comes from the stack file alone."""
-    return subprocess.run(
-        [sys.executable, "-m", "tools.release.waves", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
-    )
-
-
-def test_the_cli_prints_each_wave_with_prods_clusters_users_and_versions():
-    done = run_waves("--stack", "prod")
-    assert done.returncode == 0, done.stderr
-    rows = [line.split() for line in done.stdout.splitlines()]
-    assert rows[0][:3] == ["prod:", "release", "2.3.1"]
-    assert ["wave", "1", "test", "released", "C-2", "on", "C", "40", "users", "runs", "2.3.1"] in (
-        rows
-    )
-    assert ["A-1", "on", "A", "8800", "users", "runs", "2.3.1"] in rows
-
-
-def copy_text(wave: int, verified: bool = True) -> str:
-    """Pulumi.prod.yaml as it reads earlier in the release."""
-    text = (ROOT / "Pulumi.prod.yaml").read_text()
-    assert "    wave: 4\n" in text and "    verified: true\n" in text
-    text = text.replace("    wave: 4\n", f"    wave: {wave}\n")
-    return text.replace("    verified: true\n", f"    verified: {str(verified).lower()}\n")
-
-
-def files_in(directory: Path) -> dict[str, tuple[bytes, int]]:
-    """Every stack file of `directory`, byte for byte and with its modification time: what a
-    command that writes nothing must leave exactly as it was."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.glob("Pulumi*.yaml")}
-
-
-def copy_of_prod(tmp_path: Path, wave: int, verified: bool = True) -> Path:
-    path = tmp_path / "Pulumi.prod.yaml"
-    path.write_text(copy_text(wave, verified))
-    return path
-
-
 def test_advancing_past_the_last_wave_is_refused(tmp_path, capsys):
     path = copy_of_prod(tmp_path, wave=4)
     before = path.read_text()
@@ -326,19 +278,6 @@ def test_the_first_wave_needs_no_alertmanager_because_nothing_runs_the_new_versi
     path = copy_of_prod(tmp_path, wave=0, verified=False)
     assert tool.main(["--stack", "prod", "--root", str(tmp_path), "--advance"], environ={}) == 0
     assert release_plan(tool.load_config(path.read_text())).current == 1
-
-
-def test_a_dry_run_advance_runs_the_checks_prints_the_change_and_writes_nothing(tmp_path):
-    """As a new user tries it, in a real process: the stack file keeps every byte."""
-    copy_of_prod(tmp_path, wave=0, verified=False)
-    before = files_in(tmp_path)
-    done = run_waves("--stack", "prod", "--root", str(tmp_path), "--advance", "--dry-run")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == (
-        "release.wave 0 → 1 in Pulumi.prod.yaml: C-2 take 2.3.1 at the next `pulumi up` (no "
-        "Prod ran the new version yet, so no alert to check)\ndry run: nothing was written\n"
-    )
-    assert files_in(tmp_path) == before
 
 
 def test_a_dry_run_advance_is_refused_for_the_same_reasons_as_the_real_one(tmp_path, capsys):
@@ -389,6 +328,8 @@ def test_later_waves_without_an_alertmanager_url_are_a_usage_error(tmp_path, cap
 
 
 LONG_AGO = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
 NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)
 
 
@@ -451,43 +392,6 @@ def test_wave_numbers_of_any_width_replace_the_old_token_whole(wave):
 # --- rollback as a routing switch ------------------------------------------------------------
 
 
-def test_rollback_moves_segments_off_the_new_version_and_changes_only_the_proxies(tmp_path):
-    """At wave 2 (C-2 and C-1 run 2.3.1), a rollback sends trial and staff to Prods on 2.3.0,
-    by room, and the stack file it writes changes no Prod: only the edge proxies' and routing
-    configuration (what `pulumi up` then applies, in seconds)."""
-    text = (ROOT / "Pulumi.prod.yaml").read_text().replace("    wave: 4\n", "    wave: 2\n")
-    (tmp_path / "Pulumi.prod.yaml").write_text(text)
-
-    def synth() -> dict:
-        config, secret_keys = stack_config("prod", tmp_path)
-        return snapshot.snapshot(synthesize("prod", config=config, secret_keys=secret_keys))
-
-    before = synth()
-    assert tool.main(["--stack", "prod", "--root", str(tmp_path), "--rollback"]) == 0
-    after_text = (tmp_path / "Pulumi.prod.yaml").read_text()
-    changed_lines = [
-        (a, b) for a, b in zip(text.splitlines(), after_text.splitlines(), strict=True) if a != b
-    ]
-    assert changed_lines == [
-        (
-            "    - {name: staff, users: 40, prods: [C-2]}",
-            "    - {name: staff, users: 40, prods: [B-1]}",
-        ),
-        (
-            "    - {name: trial, users: 900, prods: [C-1]}",
-            "    - {name: trial, users: 900, prods: [B-2]}",
-        ),
-    ]
-    after = synth()
-    changes = diff(before, after)
-    assert not changes.added and not changes.removed
-    proxies = [c for c in changes.changed if "edge-proxy" in c.name or c.name.endswith("-routing")]
-    assert {c.name for c in proxies} >= {"A-edge-proxy", "B-edge-proxy", "C-edge-proxy"}
-    # Prods may change labels (a Prod's wave follows its segments), never their Pods.
-    for change in set(changes.changed) - set(proxies):
-        assert all(c.path.startswith("inputs.metadata.labels.") for c in change.changes), change
-
-
 def test_a_rollback_that_fits_nowhere_names_the_segment_and_the_roomiest_prod(tmp_path, capsys):
     """At wave 3 enterprise (A-2 + B-1) must leave for A-1 and B-2, which have 1200 and 2100
     users of spare room: too little, and the stack file keeps every byte."""
@@ -543,52 +447,6 @@ def test_a_redundant_segment_with_no_previous_prod_on_another_cluster_says_so():
         "segment enterprise (4200 users, on A-2, B-1) needs a second Prod on another cluster "
         "than A, and every Prod that runs 2.3.0 and takes users (A-1) is on it"
     )
-
-
-def readme_blocks() -> list[tuple[str, str]]:
-    """The fenced blocks of the README's rollback part, as (language, text)."""
-    readme = (ROOT / "README.md").read_text()
-    part = readme[readme.index("**Roll back in seconds**") : readme.index("**Upgrade a cluster")]
-    return re.findall(r"```(\w*)\n(.*?)```", part, flags=re.S)
-
-
-def as_run_here(command: str, scratch: Path) -> str:
-    """A README command as this test runs it: this interpreter, the scratch directory."""
-    return command.replace("uv run python", shlex.quote(sys.executable)).replace(
-        "/tmp/wave-2", str(scratch)
-    )
-
-
-def test_the_readme_rollback_examples_print_what_the_readme_shows(tmp_path):
-    """Docs that work when copied: the README's commands, run as written (but for the scratch
-    directory and the interpreter), print its output blocks, and write no stack file."""
-    (_, commands), (_, try_it), (_, printed), (_, refusal) = readme_blocks()
-    before = files_in(ROOT)
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", as_run_here(try_it, tmp_path / "wave-2")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == printed
-    assert (
-        release_plan(
-            tool.load_config((tmp_path / "wave-2" / "Pulumi.prod.yaml").read_text())
-        ).current
-        == 2
-    )
-    dry_run = next(c for c in commands.splitlines() if "--rollback --dry-run" in c)
-    done = subprocess.run(
-        ["bash", "-c", as_run_here(dry_run.split("#")[0], tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (done.returncode, done.stdout, done.stderr) == (1, "", refusal)
-    assert files_in(ROOT) == before
 
 
 def test_only_the_latest_waves_prods_warm_up_and_only_while_the_version_changes():
