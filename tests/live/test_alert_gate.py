@@ -33,7 +33,7 @@ def stack_at_wave_2(tmp_path: Path) -> Path:
 
 def applied_and_soaked(tmp_path: Path) -> gate.Applied:
     """The stack's backend as `pulumi stack output/history` would report it: the stack file's
-    released waves, applied two hours ago (the gate's own test is in tests/test_waves.py)."""
+    released waves, applied two hours ago (the gate's own test is in tests/unit/test_waves.py)."""
     plan = release_plan(tool.load_config((tmp_path / "Pulumi.prod.yaml").read_text()))
     two_hours_ago = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
     return gate.Applied(plan.current, plan.version, two_hours_ago)

@@ -42,7 +42,7 @@ def test_checks_use_the_app_s_health_path():
 
 
 def test_a_drain_changes_every_other_proxys_config_and_so_rolls_it():
-    """The drained cluster's own proxy is frozen (tests/test_prods.py, drained clusters)."""
+    """The drained cluster's own proxy is frozen (tests/program/test_prods.py, drained clusters)."""
 
     def mounted(result: Synthesis, cluster: str) -> str:
         parts = children_by_type(result, EDGE_PROXY, f"{cluster}-edge-proxy")
