@@ -15,10 +15,10 @@ from model import kubernetes_versions as kv
 from model.config import ConfigError, parse_keys
 from model.stack import parse, warnings
 from model.stackfile import ROOT
-from tests.fixtures.program import STACKS, raw_of, synth_with
+from tests.fixtures.program import STACKS, raw_of
+from tests.support.kubernetes_versions import K
 
 TODAY = date(2026, 12, 4)
-K = "hybrid-infra:clusters"
 
 
 def problems(raw: dict[str, Any], today: date = TODAY) -> list[str]:
@@ -148,21 +148,6 @@ def test_gke_nodes_run_at_most_two_minors_behind_the_control_plane_never_ahead(p
             f"minor ({kv.GKE_VERSIONING})"
         ]
     )
-
-
-def test_the_program_logs_each_warning_through_pulumi():
-    """Under mocks the program runs on the machine's date; a minor newer than the table warns
-    whatever the date."""
-
-    def newer(raw: dict[str, Any]) -> None:
-        raw["clusters"]["C"]["kubernetesVersion"] = "1.99"
-
-    logs = synth_with(newer).logs
-    assert [line for line in logs if "kubernetesVersion" in line] == [
-        f"warning: {K}.C.kubernetesVersion: Kubernetes 1.99 is not in the support table "
-        "(model/kubernetes_versions.py, newest 1.36), so its end of support is not checked; "
-        f"add its row from {kv.UPSTREAM_RELEASES}"
-    ]
 
 
 def test_every_cloud_has_one_row_per_minor_without_gaps_and_later_minors_end_later():
