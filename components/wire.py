@@ -2,7 +2,7 @@
 
 pulumi-kubernetes sends a dict input as it is: a wire-form value needs no translation into the
 SDK's Args classes (the mocks record it unchanged, and the local kube-apiserver admits the
-Pods built from it: tests/test_hardened_workloads.py). Only the SDK's type hints are narrower.
+Pods built from it: tests/live/test_hardened_workloads.py). Only the SDK's type hints are narrower.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 # Why a build: no machine here can download release binaries, but the module proxy serves the
 # source. The binary comes from the wrapper module scripts/kube-score/, whose go.mod and go.sum
 # pin github.com/zegl/kube-score and every dependency by checksum (-mod=readonly).
-# tests/test_kube_score.py runs it on the prod stack's Kubernetes objects.
+# tests/live/test_hardened_workloads.py runs it on the prod stack's Kubernetes objects.
 #
 # The result lives outside the repository, in ${HYBRID_INFRA_CACHE:-~/.cache/hybrid-infra},
 # keyed by a hash of the wrapper module and this script: a second run returns in milliseconds.

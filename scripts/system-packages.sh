@@ -4,9 +4,9 @@ set -euo pipefail
 needed=()
 command -v dot >/dev/null 2>&1 || needed+=(graphviz)
 command -v prometheus-alertmanager >/dev/null 2>&1 || needed+=(prometheus-alertmanager)
-# The edge proxy's configuration is checked and run by the real HAProxy (tests/test_edge_proxy.py).
+# The edge proxy's configuration is checked and run by the real HAProxy (tests/live/test_edge_failover.py).
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || needed+=(haproxy)
-# The Prods' alert rules are checked and evaluated by the real promtool (tests/test_prod_alerts.py).
+# The Prods' alert rules are checked and evaluated by the real promtool (tests/live/test_prod_alert_rules.py).
 command -v promtool >/dev/null 2>&1 || needed+=(prometheus)
 # The local Kubernetes clusters (devenv/kube.py) keep their state in a real etcd.
 command -v etcd >/dev/null 2>&1 || needed+=(etcd-server)

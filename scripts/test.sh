@@ -38,7 +38,7 @@ scripts/pulumi-cli.sh >"$builds/cli" 2>"$builds/cli.log" &
 cli_pid=$!
 scripts/control-plane.sh >"$builds/cp" 2>"$builds/cp.log" &
 cp_pid=$!
-# kube-score (tests/test_hardened_workloads.py), ~3 min cold. A test that needs it before it is
+# kube-score (tests/live/test_hardened_workloads.py), ~3 min cold. A test that needs it before it is
 # built runs the same script, which waits for this build (flock) and finds its result.
 scripts/kube-score.sh >"$builds/ks" 2>"$builds/ks.log" &
 ks_pid=$!

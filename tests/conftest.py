@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.prometheus",
     "tests.fixtures.drain_world",
     "tests.fixtures.verify_world",
+    "tests.fixtures.pki",
 ]

@@ -10,9 +10,9 @@ As a command (`tools.synth.cli` has the details), it previews a stack without cr
     uv run python -m tools.synth --stack prod --diff old.json --exit-code
     uv run python -m tools.synth --update-snapshots            # after an intended change
 
-The golden snapshots in tests/snapshots/ are checked by tests/test_synth.py; when the program's
-output changes on purpose, `uv run python -m tools.synth --update-snapshots` rewrites them
-(review and commit the JSON diff with the change).
+The golden snapshots in tests/snapshots/ are checked by tests/program/test_synth.py; when the
+program's output changes on purpose, `uv run python -m tools.synth --update-snapshots` rewrites
+them (review and commit the JSON diff with the change).
 """
 
 from __future__ import annotations
