@@ -95,14 +95,21 @@ def entry_of(lb: shapes.LoadBalancer) -> dict[str, Any]:
 
 def from_entry(entry: Any) -> shapes.LoadBalancer:
     """A recorded entry (the catalog's, or the `octavia` output of the last up) as the shape.
-    Numbers are made ints again: outputs come back from the engine as doubles."""
+    Numbers are made ints again: outputs come back from the engine as doubles, and a key whose
+    value was None (a listener with no default pool) comes back absent."""
     return shapes.LoadBalancer(
         id=entry["id"],
         name=entry["name"],
         vip_address=entry["vip_address"],
         provisioning_status=entry.get("provisioning_status", "ACTIVE"),
         listeners=tuple(
-            shapes.Listener(**{**li, "protocol_port": int(li["protocol_port"])})
+            shapes.Listener(
+                id=li["id"],
+                name=li["name"],
+                protocol=li["protocol"],
+                protocol_port=int(li["protocol_port"]),
+                default_pool_id=li.get("default_pool_id"),
+            )
             for li in entry["listeners"]
         ),
         pools=tuple(
